@@ -1,0 +1,49 @@
+"""Paths, shard discovery and config helpers shared by every rule."""
+
+import json
+
+OUT = config["output_dir"]
+K = config["codebook"]["k"]
+SHARD = "shard_{shard}"
+
+
+wildcard_constraints:
+    shard=r"\d{5}",
+
+
+def model_checkpoint():
+    """Local checkpoint of the ESM-2 model: `model.checkpoint`, else the cached hub download."""
+    if config["model"]["checkpoint"]:
+        return config["model"]["checkpoint"]
+    name = config["model"]["name"]
+    return os.path.join(config["model"]["cache_dir"], "checkpoints", f"{name}.pt")
+
+
+def input_file():
+    """The user's input file, so that editing it re-runs `prepare` (none for the demo/HF hub)."""
+    return [config["input"]["path"]] if config["input"]["path"] else []
+
+
+def shard_ids(wildcards=None):
+    """Shard numbers written by the `prepare` checkpoint (known once it has run)."""
+    with open(checkpoints.prepare.get().output.summary) as handle:
+        return [name.removeprefix("shard_") for name in json.load(handle)["shards"]]
+
+
+def per_shard(pattern):
+    """Input function: `pattern` expanded over every shard."""
+    return lambda wildcards: expand(pattern, shard=shard_ids())
+
+
+def final_outputs():
+    """Everything `rule all` builds; the model weights are listed so a missing download stops the run first."""
+    return [
+        model_checkpoint(),
+        f"{OUT}/tokens.parquet",
+        f"{OUT}/vocab.json",
+        f"{OUT}/interleaved.jsonl",
+        f"{OUT}/codebook_summary_K{K}.json",
+        f"{OUT}/report/clustering_pca.png",
+        f"{OUT}/report/token_usage.png",
+        f"{OUT}/report/summary.md",
+    ]

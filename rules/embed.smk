@@ -1,0 +1,40 @@
+localrules:
+    fetch_model,
+
+
+rule fetch_model:
+    """Download the fair-esm weights once, on the submit host, so compute jobs never download."""
+    output:
+        model_checkpoint(),
+    params:
+        name=config["model"]["name"],
+    log:
+        f"{OUT}/logs/fetch_model.log",
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../scripts/fetch_model.py"
+
+
+rule embed:
+    """Per-residue ESM-2 embeddings of one shard (float16 HDF5), resumable within the shard."""
+    input:
+        shard=f"{OUT}/prepared/shards/{SHARD}.tsv",
+        checkpoint=model_checkpoint(),
+    output:
+        f"{OUT}/embeddings/{SHARD}.h5",
+    params:
+        options=config["model"],
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+    log:
+        f"{OUT}/logs/embed/{SHARD}.log",
+    benchmark:
+        f"{OUT}/benchmarks/embed/{SHARD}.tsv"
+    conda:
+        "../envs/embed.yaml"
+    script:
+        "../scripts/embed.py"

@@ -1,0 +1,25 @@
+rule report:
+    """Figures and a readable summary of the run."""
+    input:
+        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5"),
+        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
+        codebook=f"{OUT}/codebook/codebook_K{K}.npz",
+        summary=f"{OUT}/codebook_summary_K{K}.json",
+        training=f"{OUT}/codebook/training_K{K}.json",
+        prepared=f"{OUT}/prepared/prepare_summary.json",
+    output:
+        pca=f"{OUT}/report/clustering_pca.png",
+        usage=f"{OUT}/report/token_usage.png",
+        summary=f"{OUT}/report/summary.md",
+    params:
+        pca_residues=config["report"]["pca_residues"],
+        seed=config["codebook"]["seed"],
+    log:
+        f"{OUT}/logs/report.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,136 @@
+"""The whole Snakemake DAG on the real demo proteins with a tiny random ESM-2 checkpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from structure_tokens.codebook.kmeans import Codebook
+from structure_tokens.embed.store import EmbeddingShard, is_complete
+from structure_tokens.inputs.shards import read_shard
+
+REPO = Path(__file__).resolve().parents[1]
+K = 16
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run the workflow of this checkout in ``workdir``; fail the test with its output on error."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-10000:]}")
+    return result
+
+
+def write_test_config(workdir: Path, checkpoint: Path, **overrides) -> Path:
+    config = yaml.safe_load((REPO / "tests/data/workflow_config.yaml").read_text())
+    config["model"]["checkpoint"] = str(checkpoint)
+    config.update(overrides)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_checkpoint) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = write_test_config(workdir, tiny_checkpoint)
+    snakemake(workdir, "--configfile", str(config), "--cores", "2")
+    return workdir / "results"
+
+
+def test_dry_run_of_default_config_lists_every_rule(tmp_path):
+    out = snakemake(tmp_path, "-n").stdout
+    for rule in ("fetch_model", "prepare", "train_codebook", "codebook_summary", "llm_outputs", "report"):
+        assert re.search(rf"^{rule}\s+1$", out, re.MULTILINE), rule
+
+
+def test_lint_is_clean(tmp_path):
+    snakemake(tmp_path, "--lint")  # exits non-zero when any lint is found
+
+
+def test_every_input_record_is_accounted_for(run):
+    manifest = pd.read_csv(run / "prepared/manifest.tsv", sep="\t", keep_default_na=False)
+    assert len(manifest) == 100
+    kept = manifest[manifest.status == "kept"]
+    assert set(manifest.status) <= {"kept", "duplicate_sequence", "skipped", "not_selected"}
+    assert (manifest.loc[manifest.status != "kept", "reason"] != "").all()
+    tokens = pd.read_parquet(run / "tokens.parquet")
+    assert sorted(tokens.id) == sorted(kept.protein_id)
+    assert len(tokens) == len(kept) > 90
+
+
+def test_embeddings_match_residue_counts(run):
+    summary = json.loads((run / "prepared/prepare_summary.json").read_text())
+    assert len(summary["shards"]) == 3
+    for shard in summary["shards"]:
+        proteins = {p.id: p for p in read_shard(run / f"prepared/shards/{shard}.tsv")}
+        path = run / f"embeddings/{shard}.h5"
+        assert is_complete(path)
+        with EmbeddingShard(path) as emb:
+            assert sorted(emb.ids) == sorted(proteins)
+            lengths = np.diff(emb.offsets)
+            assert [proteins[i].length for i in emb.ids] == lengths.tolist()
+            block = emb.protein(0)
+            assert block.dtype == np.float16 and block.shape[1] == emb.dim
+            assert np.isfinite(block).all() and block.std() > 0
+
+
+def test_codebook_and_tokens(run):
+    codebook = Codebook.load(run / f"codebook/codebook_K{K}.npz")
+    assert codebook.centroids.shape[0] == K
+    with np.load(run / f"codebook/codebook_K{K}.npz", allow_pickle=False) as npz:
+        assert str(npz["sha256"]) == codebook.sha256
+    tokens = pd.read_parquet(run / "tokens.parquet")
+    all_tokens = np.concatenate(tokens.structure_tokens.to_list())
+    assert all_tokens.max() < K
+    assert (tokens.structure_tokens.map(len) == tokens.sequence.str.len()).all()
+    assert (tokens.n_unique_tokens == tokens.structure_tokens.map(lambda t: len(set(t)))).all()
+    summary = json.loads((run / f"codebook_summary_K{K}.json").read_text())
+    used = len(np.unique(all_tokens))
+    assert summary["utilization"] == pytest.approx(used / K)
+    assert summary["dead_codes"] == K - used
+    assert 1 <= summary["perplexity"] <= K
+    for key in ("inertia", "train_mse", "heldout_mse"):
+        assert summary[key] > 0
+    with h5py.File(run / "tokens/shard_00000.h5") as h5:
+        assert h5["tokens"].dtype == np.uint16
+
+
+def test_llm_outputs(run):
+    vocab = json.loads((run / "vocab.json").read_text())
+    assert len(vocab["amino_acids"]) == 20 and len(vocab["structure_tokens"]) == K
+    assert vocab["structure_tokens"][0] == "S000"
+    tokens = pd.read_parquet(run / "tokens.parquet").set_index("id")
+    lines = (run / "interleaved.jsonl").read_text().splitlines()
+    assert len(lines) == len(tokens)
+    record = json.loads(lines[0])
+    row = tokens.loc[record["id"]]
+    assert record["tokens"][0::2] == list(row.sequence)
+    assert record["tokens"][1::2] == [vocab["structure_tokens"][t] for t in row.structure_tokens]
+    assert record["ids"] == [vocab["token_to_id"][t] for t in record["tokens"]]
+
+
+def test_report(run):
+    for name in ("clustering_pca.png", "token_usage.png"):
+        assert (run / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (run / "report/summary.md").read_text()
+    assert "utilization" in text.lower()
+
+
+def test_rerun_is_a_no_op(run):
+    config = run.parent / "config.yaml"
+    out = snakemake(run.parent, "--configfile", str(config), "--cores", "1", "-n")
+    assert "Nothing to be done" in out.stdout + out.stderr
