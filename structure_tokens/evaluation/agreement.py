@@ -1,0 +1,135 @@
+"""Agreement between per-residue token assignments and per-residue labels.
+
+Labels are float arrays of integer codes with NaN for undefined residues (see
+``structure_tokens.evaluation.labels``); residues whose label is NaN are ignored.
+Entropies and mutual information are in bits.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    adjusted_mutual_info_score,
+    adjusted_rand_score,
+    mutual_info_score,
+    normalized_mutual_info_score,
+)
+from sklearn.metrics.cluster import contingency_matrix
+
+METRICS = ("nmi", "ami", "purity", "mi_bits", "cond_entropy_bits")
+
+
+def _check_pair(tokens: np.ndarray, labels: np.ndarray) -> None:
+    if tokens.shape != labels.shape:
+        raise ValueError(f"tokens {tokens.shape} and labels {labels.shape} differ in shape")
+    if len(tokens) == 0:
+        raise ValueError("no residues to compare")
+
+
+def entropy_bits(labels: np.ndarray) -> float:
+    """Shannon entropy H(L) of a label array."""
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def mutual_information_bits(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """I(T; L), e.g. between tokens and amino-acid identity."""
+    _check_pair(tokens, labels)
+    return float(mutual_info_score(labels, tokens) / np.log(2))
+
+
+def conditional_entropy_bits(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """H(L | T): label uncertainty left once the token is known (0 = tokens determine labels)."""
+    return max(entropy_bits(labels) - mutual_information_bits(tokens, labels), 0.0)
+
+
+def normalized_mutual_information(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """I(T; L) / mean(H(T), H(L)) (sklearn's arithmetic normalisation), in [0, 1]."""
+    _check_pair(tokens, labels)
+    return float(normalized_mutual_info_score(labels, tokens))
+
+
+def adjusted_mutual_information(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """Mutual information corrected for chance (0 for random tokens of any K, 1 for a perfect match)."""
+    _check_pair(tokens, labels)
+    return float(adjusted_mutual_info_score(labels, tokens))
+
+
+def purity(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of residues carrying the majority label of their token (grows with K)."""
+    _check_pair(tokens, labels)
+    return float(contingency_matrix(labels, tokens, sparse=True).max(axis=0).sum() / len(tokens))
+
+
+def adjusted_rand_index(tokens_a: np.ndarray, tokens_b: np.ndarray) -> float:
+    """Adjusted Rand index of two token assignments of the same residues (e.g. two codebook seeds)."""
+    _check_pair(tokens_a, tokens_b)
+    return float(adjusted_rand_score(tokens_a, tokens_b))
+
+
+def agreement_metrics(tokens: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """All of :data:`METRICS` for one token array against one label array (NaN labels dropped)."""
+    tokens, labels = _defined(tokens, labels)
+    return {
+        "nmi": normalized_mutual_information(tokens, labels),
+        "ami": adjusted_mutual_information(tokens, labels),
+        "purity": purity(tokens, labels),
+        "mi_bits": mutual_information_bits(tokens, labels),
+        "cond_entropy_bits": conditional_entropy_bits(tokens, labels),
+    }
+
+
+def token_label_table(tokens: np.ndarray, labels: np.ndarray, label_names: Sequence[str]) -> pd.DataFrame:
+    """Per token: residue count, fraction of each label, majority label and its fraction."""
+    tokens, labels = _defined(tokens, labels)
+    frame = pd.crosstab(pd.Series(tokens, name="token"), pd.Series(labels, name="label"))
+    frame = frame.reindex(columns=range(len(label_names)), fill_value=0)
+    frame.columns = list(label_names)
+    counts = frame.sum(axis=1)
+    table = frame.div(counts, axis=0)
+    table.insert(0, "count", counts)
+    table["majority"] = frame.idxmax(axis=1)
+    table["majority_fraction"] = frame.max(axis=1) / counts
+    return table
+
+
+def _defined(tokens: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and integer labels of the residues whose label is defined."""
+    tokens, labels = np.asarray(tokens), np.asarray(labels, dtype=np.float64)
+    _check_pair(tokens, labels)
+    keep = ~np.isnan(labels)
+    return tokens[keep].astype(np.int64), labels[keep].astype(np.int64)
+
+
+def _concatenate(method: str, label_set: str, tokens: Sequence[np.ndarray], labels: Sequence[np.ndarray]):
+    if len(tokens) != len(labels):
+        raise ValueError(f"{method}: {len(tokens)} token arrays but {len(labels)} chains of {label_set} labels")
+    for number, (chain_tokens, chain_labels) in enumerate(zip(tokens, labels)):
+        if len(chain_tokens) != len(chain_labels):
+            raise ValueError(
+                f"{method}: chain {number} has {len(chain_tokens)} tokens but {len(chain_labels)} {label_set} labels"
+            )
+    return np.concatenate(tokens), np.concatenate(labels)
+
+
+def evaluate_tokenizers(
+    tokens_by_method: Mapping[str, Sequence[np.ndarray]], labels: Mapping[str, Sequence[np.ndarray]]
+) -> pd.DataFrame:
+    """One row per method; columns ``tokens_used`` and ``<label set>_<metric>`` for every metric.
+
+    ``tokens_by_method[m][i]`` and ``labels[s][i]`` are per-residue arrays of chain ``i``.
+    """
+    rows = {}
+    for method, tokens in tokens_by_method.items():
+        row: dict[str, float] = {"tokens_used": len(np.unique(np.concatenate(tokens)))}
+        for label_set, label_arrays in labels.items():
+            all_tokens, all_labels = _concatenate(method, label_set, tokens, label_arrays)
+            for metric, value in agreement_metrics(all_tokens, all_labels).items():
+                row[f"{label_set}_{metric}"] = value
+        rows[method] = row
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+    return table.astype({"tokens_used": np.int64})

@@ -1,0 +1,163 @@
+"""Agreement metrics, baseline tokenizers and the evaluate_structures entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from structure_tokens.evaluation import evaluate_structures
+from structure_tokens.evaluation.agreement import (
+    adjusted_rand_index,
+    agreement_metrics,
+    conditional_entropy_bits,
+    entropy_bits,
+    evaluate_tokenizers,
+    mutual_information_bits,
+    purity,
+    token_label_table,
+)
+from structure_tokens.evaluation.baselines import amino_acid_tokens, handcrafted_tokens, random_tokens
+
+STRUCTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
+SMALL_FILES = [STRUCTURES / "debian_emboss-test" / name for name in ("1ii7.ent", "1fx2.ent")]
+
+
+def test_tokens_equal_to_labels_agree_perfectly():
+    labels = np.random.default_rng(0).integers(0, 3, 1000).astype(np.float64)
+    metrics = agreement_metrics(labels.astype(np.uint16), labels)
+    assert metrics["nmi"] == pytest.approx(1.0)
+    assert metrics["ami"] == pytest.approx(1.0)
+    assert metrics["purity"] == 1.0
+    assert metrics["cond_entropy_bits"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics["mi_bits"] == pytest.approx(entropy_bits(labels))
+
+
+def test_random_tokens_carry_no_information():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 5000).astype(np.float64)
+    tokens = random_tokens([5000], k=8, seed=2)[0]
+    metrics = agreement_metrics(tokens, labels)
+    assert metrics["nmi"] < 0.05
+    assert abs(metrics["ami"]) < 0.01
+
+
+def test_purity_and_conditional_entropy_on_a_small_example():
+    tokens = np.array([0, 0, 0, 1, 1])
+    labels = np.array([0, 0, 1, 1, 1])
+    assert purity(tokens, labels) == pytest.approx(4 / 5)
+    h_two_thirds = -(2 / 3 * np.log2(2 / 3) + 1 / 3 * np.log2(1 / 3))
+    assert conditional_entropy_bits(tokens, labels) == pytest.approx(3 / 5 * h_two_thirds)
+    table = token_label_table(tokens, labels.astype(float), ["a", "b"])
+    assert table.loc[0, "count"] == 3 and table.loc[0, "a"] == pytest.approx(2 / 3)
+    assert list(table["majority"]) == ["a", "b"] and table.loc[1, "majority_fraction"] == 1.0
+
+
+def test_amino_acid_tokens_mutual_information_equals_amino_acid_entropy():
+    sequences = ["ACDEFGHIKLMNPQRSTVWY" * 3, "MKTAYIAKQRQISFVKSHFSRQ"]
+    tokens = np.concatenate(amino_acid_tokens(sequences))
+    amino_acids = np.array(list("".join(sequences)))
+    assert tokens.dtype == np.uint16 and tokens.max() == 19
+    assert mutual_information_bits(tokens, amino_acids) == pytest.approx(entropy_bits(amino_acids))
+    with pytest.raises(ValueError, match=r"sequence 0: letters \['X'\]"):
+        amino_acid_tokens(["ACXD"])
+
+
+def test_adjusted_rand_index_ignores_token_names():
+    tokens = np.random.default_rng(3).integers(0, 10, 2000)
+    assert adjusted_rand_index(tokens, (tokens + 7) % 10) == pytest.approx(1.0)
+    assert abs(adjusted_rand_index(tokens, np.random.default_rng(4).integers(0, 10, 2000))) < 0.01
+
+
+def test_evaluate_tokenizers_ignores_undefined_labels_and_checks_lengths():
+    labels = [np.array([0, 1, np.nan, 1.0]), np.array([np.nan, 0.0, 0.0])]
+    perfect = [np.array([5, 6, 9, 6]), np.array([1, 5, 5])]  # disagrees only where labels are NaN
+    table = evaluate_tokenizers({"perfect": perfect, "constant": [np.zeros(4), np.zeros(3)]}, {"ss": labels})
+    assert table.loc["perfect", "ss_nmi"] == pytest.approx(1.0)
+    assert table.loc["perfect", "ss_purity"] == 1.0
+    assert table.loc["constant", "ss_purity"] == pytest.approx(3 / 5)
+    assert table.loc["perfect", "tokens_used"] == 4
+    with pytest.raises(ValueError, match="bad: chain 1 has 2 tokens but 3 ss labels"):
+        evaluate_tokenizers({"bad": [np.zeros(4), np.zeros(2)]}, {"ss": labels})
+
+
+def _synthetic_labels(n: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {
+        "phi": rng.uniform(-180, 180, n),
+        "psi": rng.uniform(-180, 180, n),
+        "omega": np.append(rng.choice([-179.0, 179.0], n - 1), np.nan),
+        "ss": rng.integers(0, 3, n).astype(float),
+        "rsa": rng.uniform(0, 1, n),
+        "contact_density": rng.integers(4, 30, n).astype(float),
+    }
+
+
+def test_handcrafted_tokens_are_reproducible_and_one_per_residue():
+    labels = [_synthetic_labels(60, 0), _synthetic_labels(45, 1)]
+    first = handcrafted_tokens(labels, k=8, seed=0)
+    assert [len(t) for t in first] == [60, 45] and all(t.dtype == np.uint16 for t in first)
+    assert len(np.unique(np.concatenate(first))) == 8
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(handcrafted_tokens(labels, k=8, seed=0)))
+    with pytest.raises(ValueError, match="105 residues are fewer than k=200"):
+        handcrafted_tokens(labels, k=200, seed=0)
+
+
+def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
+    missing = [str(p) for p in SMALL_FILES if not p.exists()]
+    if missing:
+        pytest.skip(f"shared structure data absent: {missing}")
+    folder = tmp_path / "structures"
+    folder.mkdir()
+    for source in SMALL_FILES:
+        shutil.copy(source, folder / source.name)
+    out = tmp_path / "out"
+    table = evaluate_structures(
+        folder,
+        token_fn=amino_acid_tokens,
+        k=24,  # >= the 20 amino-acid tokens of the fake token_fn
+        seed=0,
+        out_tsv=out / "metrics.tsv",
+        out_json=out / "metrics.json",
+        out_png_tracks=out / "tracks.png",
+        model_name="fake_amino_acid_model",
+        ss_method="phi_psi",
+    )
+    written = pd.read_csv(out / "metrics.tsv", sep="\t", index_col="method")
+    assert list(written.index) == ["esm_kmeans", "amino_acid", "random", "handcrafted_6d"]
+    assert set(written["model"]) == {"fake_amino_acid_model"}
+    assert "fake_amino_acid_model" in written.loc["esm_kmeans", "description"]
+    assert written.loc["esm_kmeans", "amino_acid_nmi"] == pytest.approx(1.0)
+    assert written.loc["esm_kmeans", "ss_nmi"] == pytest.approx(written.loc["amino_acid", "ss_nmi"], rel=1e-5)
+    # the hand-crafted baseline sees the secondary structure as a feature: it must beat random
+    assert written.loc["handcrafted_6d", "ss_ami"] > written.loc["random", "ss_ami"] + 0.2
+    assert table.shape[0] == 4
+
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["model_name"] == "fake_amino_acid_model" and summary["k"] == 24
+    assert summary["secondary_structure_method"] == "phi_psi"
+    assert [chain["id"] for chain in summary["chains"]] == ["1fx2_A", "1ii7_A"]
+    assert summary["n_residues"] == 235 + 43
+    assert summary["labels"]["ss"]["classes"] == ["H", "E", "C"]
+    assert (out / "tracks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*.tmp"))
+
+    def wrong_length(sequences):
+        return [np.zeros(len(s) - 1, dtype=np.uint16) for s in sequences]
+
+    with pytest.raises(ValueError, match="1fx2_A: token_fn returned shape"):
+        evaluate_structures(
+            folder,
+            token_fn=wrong_length,
+            k=24,
+            seed=0,
+            out_tsv=out / "x.tsv",
+            out_json=out / "x.json",
+            out_png_tracks=out / "x.png",
+            model_name="m",
+            ss_method="phi_psi",
+        )
