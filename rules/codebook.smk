@@ -1,7 +1,7 @@
 rule train_codebook:
     """k-means codebook on a bounded, seeded residue sample of every shard."""
     input:
-        per_shard(f"{OUT}/embeddings/{SHARD}.h5"),
+        per_shard(f"{OUT}/embeddings/{SHARD}.h5", train_shard_ids),
     output:
         codebook=protected(f"{OUT}/codebook/codebook_K{K}.npz"),
         training=f"{OUT}/codebook/training_K{K}.json",

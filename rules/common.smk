@@ -4,6 +4,7 @@ import json
 
 OUT = config["output_dir"]
 K = config["codebook"]["k"]
+KEEP_EMBEDDINGS = config["keep_embeddings"]
 SHARD = "shard_{shard}"
 
 
@@ -30,9 +31,42 @@ def shard_ids(wildcards=None):
         return [name.removeprefix("shard_") for name in json.load(handle)["shards"]]
 
 
-def per_shard(pattern):
-    """Input function: `pattern` expanded over every shard."""
-    return lambda wildcards: expand(pattern, shard=shard_ids())
+def train_shard_ids():
+    """Shards whose embeddings train the codebook: all, or `codebook.train_shards` spread evenly."""
+    shards = shard_ids()
+    n = config["codebook"]["train_shards"]
+    if n is None or n >= len(shards):
+        return shards
+    return [shards[i * len(shards) // n] for i in range(n)]
+
+
+def embedded_shard_ids():
+    """Shards written to `embeddings/`: all of them, or only the training shards when not kept."""
+    return shard_ids() if KEEP_EMBEDDINGS else train_shard_ids()
+
+
+def per_shard(pattern, shards=shard_ids):
+    """Input function: `pattern` expanded over `shards()` (default: every shard)."""
+    return lambda wildcards: expand(pattern, shard=shards())
+
+
+def embeddings_output(path):
+    """Embeddings are a kept output, or `temp()` when `keep_embeddings: false`."""
+    return path if KEEP_EMBEDDINGS else temp(path)
+
+
+def tokenize_input(wildcards):
+    """Stored embeddings when the shard has them, else the shard itself (embedded on the fly)."""
+    inputs = {"codebook": f"{OUT}/codebook/codebook_K{K}.npz"}
+    if wildcards.shard in embedded_shard_ids():
+        inputs["embeddings"] = f"{OUT}/embeddings/shard_{wildcards.shard}.h5"
+    else:
+        inputs.update(shard=f"{OUT}/prepared/shards/shard_{wildcards.shard}.tsv", checkpoint=model_checkpoint())
+    return inputs
+
+
+def tokenize_needs_gpu(wildcards):
+    return 0 if wildcards.shard in embedded_shard_ids() else 1
 
 
 def final_outputs():

@@ -22,7 +22,7 @@ rule embed:
         shard=f"{OUT}/prepared/shards/{SHARD}.tsv",
         checkpoint=model_checkpoint(),
     output:
-        f"{OUT}/embeddings/{SHARD}.h5",
+        embeddings_output(f"{OUT}/embeddings/{SHARD}.h5"),
     params:
         options=config["model"],
     threads: 4

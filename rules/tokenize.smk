@@ -1,14 +1,20 @@
 rule tokenize:
-    """Nearest-centroid structure token for every residue of one shard."""
+    """Nearest-centroid structure token for every residue of one shard.
+
+    Shards without stored embeddings (`keep_embeddings: false`) are embedded and tokenized in one
+    GPU pass, writing only tokens.
+    """
     input:
-        embeddings=f"{OUT}/embeddings/{SHARD}.h5",
-        codebook=f"{OUT}/codebook/codebook_K{K}.npz",
+        unpack(tokenize_input),
     output:
         f"{OUT}/tokens/{SHARD}.h5",
-    threads: 2
+    params:
+        options=config["model"],
+    threads: 4
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=tokenize_needs_gpu,
+        mem_mb=lambda wildcards, attempt: (16000 if tokenize_needs_gpu(wildcards) else 4000) * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
     log:
         f"{OUT}/logs/tokenize/{SHARD}.log",
     benchmark:
