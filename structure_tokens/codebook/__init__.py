@@ -1,0 +1,1 @@
+"""k-means codebook of per-residue embeddings: sampling, training, quality metrics."""

@@ -1,0 +1,146 @@
+"""Codebook quality: usage statistics of tokens and the ``codebook_summary_K{K}.json`` file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from structure_tokens.atomic import atomic_output
+from structure_tokens.codebook.kmeans import Codebook, mean_squared_error
+from structure_tokens.tokenize.assign import TokenShard
+
+__all__ = ["usage_counts", "utilization", "perplexity", "normalized_entropy", "dead_codes",
+           "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "token_statistics", "write_codebook_summary"]
+
+TINY_CODE_FRACTION = 1e-4  # codes used by fewer than 0.01% of the residues
+N_EXAMPLES = 3
+EXAMPLE_TOKENS = 24
+
+
+def usage_counts(tokens: np.ndarray, k: int) -> np.ndarray:
+    """How many residues carry each of the ``k`` codes (int64, length ``k``)."""
+    tokens = np.asarray(tokens)
+    if tokens.size and int(tokens.max()) >= k:
+        raise ValueError(f"token {int(tokens.max())} is out of range for a codebook of k={k}")
+    return np.bincount(tokens.astype(np.int64), minlength=k)
+
+
+def utilization(counts: np.ndarray) -> float:
+    """Fraction of codes used at least once."""
+    return float(np.count_nonzero(counts) / len(counts))
+
+
+def entropy(counts: np.ndarray) -> float:
+    """Shannon entropy (nats) of the code-usage distribution; 0 when nothing is counted."""
+    total = counts.sum()
+    if total == 0:
+        return 0.0
+    p = counts[counts > 0] / total
+    return float(-(p * np.log(p)).sum())
+
+
+def perplexity(counts: np.ndarray) -> float:
+    """``exp(entropy)``: the number of equally used codes with the same entropy (1 .. k)."""
+    return math.exp(entropy(counts))
+
+
+def normalized_entropy(counts: np.ndarray) -> float:
+    """Entropy divided by ``log(k)``: 1 for uniform usage, 0 for a single code (1 when k=1)."""
+    return entropy(counts) / math.log(len(counts)) if len(counts) > 1 else 1.0
+
+
+def dead_codes(counts: np.ndarray) -> np.ndarray:
+    """Ids of the codes that no residue uses."""
+    return np.flatnonzero(counts == 0)
+
+
+def tiny_codes(counts: np.ndarray, fraction: float = TINY_CODE_FRACTION) -> np.ndarray:
+    """Ids of the codes that are used, but by fewer than ``fraction`` of all residues."""
+    return np.flatnonzero((counts > 0) & (counts < fraction * counts.sum()))
+
+
+def describe(values: np.ndarray) -> dict[str, float | None]:
+    """Mean, median, min and max of ``values`` (all None when empty)."""
+    if len(values) == 0:
+        return dict.fromkeys(("mean", "median", "min", "max"))
+    return {"mean": float(np.mean(values)), "median": float(np.median(values)),
+            "min": float(np.min(values)), "max": float(np.max(values))}
+
+
+def unique_tokens_per_protein(tokens: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray:
+    """Number of distinct tokens of every protein (``tokens[offsets[i]:offsets[i+1]]``)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    distinct_pairs = np.unique(owner * k + np.asarray(tokens, dtype=np.int64))
+    return np.bincount(distinct_pairs // k, minlength=len(offsets) - 1)
+
+
+def token_statistics(token_h5s: Sequence[str | os.PathLike], k: int,
+                     codebook_sha256: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Code usage counts over all token files, and the distinct-token count of every protein.
+
+    Fails when a file was made with a codebook of another size (or, if given, another sha256).
+    """
+    counts = np.zeros(k, dtype=np.int64)
+    unique: list[np.ndarray] = []
+    for path in token_h5s:
+        with TokenShard(path) as shard:
+            if shard.k != k:
+                raise ValueError(f"{path} has tokens of a k={shard.k} codebook, expected k={k}")
+            if codebook_sha256 is not None and shard.codebook_sha256 != codebook_sha256:
+                raise ValueError(f"{path} was made with codebook sha256 {shard.codebook_sha256}, "
+                                 f"expected {codebook_sha256}")
+            counts += usage_counts(shard.tokens, k)
+            unique.append(unique_tokens_per_protein(shard.tokens, shard.offsets, k))
+    return counts, np.concatenate(unique) if unique else np.zeros(0, dtype=np.int64)
+
+
+def examples(token_h5: str | os.PathLike) -> list[dict[str, Any]]:
+    """The first few proteins of a token file with their first tokens (for the report)."""
+    with TokenShard(token_h5) as shard:
+        return [{"id": shard.ids[i], "length": int(shard.offsets[i + 1] - shard.offsets[i]),
+                 "tokens_head": shard.protein(i)[:EXAMPLE_TOKENS].tolist()}
+                for i in range(min(N_EXAMPLES, len(shard)))]
+
+
+def write_codebook_summary(
+    token_h5s: Sequence[str | os.PathLike],
+    codebook_npz: str | os.PathLike,
+    training_json: str | os.PathLike,
+    out_json: str | os.PathLike,
+) -> dict[str, Any]:
+    """Codebook quality on every tokenized residue plus the training errors; written atomically."""
+    codebook = Codebook.load(codebook_npz)
+    training = json.loads(Path(training_json).read_text())
+    counts, unique = token_statistics(token_h5s, codebook.k, codebook.sha256)
+    n_residues = int(counts.sum())
+    dead = dead_codes(counts)
+    tiny = tiny_codes(counts)
+    summary = {
+        "k": codebook.k,
+        "dim": codebook.dim,
+        "model_name": codebook.model_name,
+        "layer": codebook.layer,
+        "codebook_sha256": codebook.sha256,
+        "n_proteins": len(unique),
+        "n_residues": n_residues,
+        "utilization": utilization(counts),
+        "perplexity": perplexity(counts),
+        "normalized_entropy": normalized_entropy(counts),
+        "dead_codes": len(dead),
+        "dead_code_ids": dead.tolist(),
+        "tiny_codes": len(tiny),
+        "tiny_code_ids": tiny.tolist(),
+        "tiny_code_threshold_fraction": TINY_CODE_FRACTION,
+        "unique_tokens_per_protein": describe(unique),
+        **{key: training.get(key) for key in ("inertia", "train_mse", "heldout_mse", "n_train", "n_heldout")},
+        "examples": examples(token_h5s[0]) if token_h5s else [],
+    }
+    with atomic_output(out_json) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

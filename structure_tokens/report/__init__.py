@@ -1,0 +1,1 @@
+"""Quality report of a run: figures and a human-readable summary."""

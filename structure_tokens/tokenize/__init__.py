@@ -1,0 +1,1 @@
+"""Per-residue structure tokens (nearest codebook centroid) and the LLM-ready outputs."""

@@ -1,0 +1,168 @@
+"""LLM-ready outputs: vocabulary, interleaved amino-acid/structure streams, tokens table."""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from structure_tokens.atomic import atomic_output
+from structure_tokens.codebook.kmeans import Codebook
+from structure_tokens.codebook.metrics import unique_tokens_per_protein
+from structure_tokens.inputs.shards import Protein, read_shard
+from structure_tokens.tokenize.assign import TokenShard
+
+VOCAB_FORMAT_VERSION = 1
+AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY")
+SPECIAL_TOKENS = ("<protein>", "</protein>", "<pad>")
+PARQUET_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("aliases", pa.list_(pa.string())),
+    ("sequence", pa.string()),
+    ("length", pa.int64()),
+    ("structure_tokens", pa.list_(pa.uint16())),
+    ("function", pa.string()),
+    ("n_unique_tokens", pa.int64()),
+    ("shard", pa.string()),
+])
+
+
+def structure_token_names(k: int) -> list[str]:
+    """``S000`` .. ``S{k-1}``, zero-padded to at least 3 digits (more when k-1 needs them)."""
+    width = max(3, len(str(k - 1)))
+    return [f"S{i:0{width}d}" for i in range(k)]
+
+
+def build_vocab(k: int, vocab_offset: int = 0) -> dict[str, Any]:
+    """Amino acids, then structure tokens, then special tokens, with ids from ``vocab_offset`` on."""
+    if k < 1 or vocab_offset < 0:
+        raise ValueError(f"need k >= 1 and vocab_offset >= 0, got k={k}, vocab_offset={vocab_offset}")
+    amino_acids, structure, special = list(AMINO_ACIDS), structure_token_names(k), list(SPECIAL_TOKENS)
+    tokens = amino_acids + structure + special
+    return {
+        "vocab_offset": vocab_offset,
+        "k": k,
+        "amino_acids": amino_acids,
+        "structure_tokens": structure,
+        "special_tokens": special,
+        "token_to_id": {token: vocab_offset + i for i, token in enumerate(tokens)},
+    }
+
+
+def write_vocab(path: str | os.PathLike, k: int, vocab_offset: int, codebook_sha256: str) -> dict[str, Any]:
+    """Write ``vocab.json`` atomically and return its content."""
+    vocab = {"format_version": VOCAB_FORMAT_VERSION, **build_vocab(k, vocab_offset),
+             "codebook_sha256": codebook_sha256}
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(vocab, indent=1) + "\n")
+    return vocab
+
+
+def interleave(sequence: str, tokens: Sequence[int], vocab: dict[str, Any]) -> tuple[list[str], list[int]]:
+    """``[aa1, S(t1), aa2, S(t2), ...]`` as token strings and their vocabulary ids."""
+    if len(sequence) != len(tokens):
+        raise ValueError(f"sequence of length {len(sequence)} has {len(tokens)} structure tokens")
+    unknown = set(sequence) - set(vocab["amino_acids"])
+    if unknown:
+        raise ValueError(f"residues {sorted(unknown)} are not among the vocabulary's amino acids")
+    structure = vocab["structure_tokens"]
+    strings = [name for residue, token in zip(sequence, tokens) for name in (residue, structure[token])]
+    token_to_id = vocab["token_to_id"]
+    return strings, [token_to_id[name] for name in strings]
+
+
+def check_pairing(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike) -> None:
+    """Shard TSVs and token files must come in the same shard order (same ``shard_NNNNN`` stem)."""
+    if Path(shard_tsv).stem != Path(token_h5).stem:
+        raise ValueError(f"shard list and token list are not aligned: {shard_tsv} paired with {token_h5}")
+
+
+def aligned_proteins(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike, codebook: Codebook,
+                     codebook_npz: str | os.PathLike) -> list[tuple[Protein, np.ndarray, int]]:
+    """``(protein, tokens, n_unique_tokens)`` for every protein of a shard TSV, in input order.
+
+    Fails unless the token file was made with ``codebook`` and holds exactly the TSV's proteins,
+    each with one token per residue and the same sequence hash.
+    """
+    proteins = read_shard(shard_tsv)
+    with TokenShard(token_h5) as tokens:
+        if tokens.codebook_sha256 != codebook.sha256:
+            raise ValueError(f"{token_h5} was made with codebook sha256 {tokens.codebook_sha256}, "
+                             f"not with {codebook_npz} ({codebook.sha256})")
+        index = {protein_id: i for i, protein_id in enumerate(tokens.ids)}
+        missing = [p.id for p in proteins if p.id not in index]
+        if missing or len(index) != len(proteins):
+            raise ValueError(f"{token_h5} has {len(index)} proteins, {shard_tsv} has {len(proteins)}; "
+                             f"proteins without tokens: {missing[:5]}")
+        unique = unique_tokens_per_protein(tokens.tokens, tokens.offsets, tokens.k)
+        aligned = []
+        for protein in proteins:
+            i = index[protein.id]
+            protein_tokens = tokens.protein(i)
+            if len(protein_tokens) != len(protein.sequence) or tokens.sequence_hashes[i] != protein.sequence_hash:
+                raise ValueError(
+                    f"{token_h5}: protein {protein.id} has {len(protein_tokens)} tokens (sequence hash "
+                    f"{tokens.sequence_hashes[i]}) but {shard_tsv} has a sequence of length "
+                    f"{len(protein.sequence)} (hash {protein.sequence_hash})")
+            aligned.append((protein, protein_tokens, int(unique[i])))
+    return aligned
+
+
+def parquet_table(shard: str, aligned: list[tuple[Protein, np.ndarray, int]]) -> pa.Table:
+    """The ``tokens.parquet`` rows of one shard."""
+    return pa.table({
+        "id": [p.id for p, _, _ in aligned],
+        "aliases": [list(p.aliases) for p, _, _ in aligned],
+        "sequence": [p.sequence for p, _, _ in aligned],
+        "length": [len(p.sequence) for p, _, _ in aligned],
+        "structure_tokens": [tokens for _, tokens, _ in aligned],
+        "function": [p.function for p, _, _ in aligned],
+        "n_unique_tokens": [n for _, _, n in aligned],
+        "shard": [shard] * len(aligned),
+    }, schema=PARQUET_SCHEMA)
+
+
+def write_llm_outputs(
+    shard_tsvs: Sequence[str | os.PathLike],
+    token_h5s: Sequence[str | os.PathLike],
+    codebook_npz: str | os.PathLike,
+    *,
+    out_parquet: str | os.PathLike,
+    out_vocab: str | os.PathLike,
+    out_jsonl: str | os.PathLike,
+    vocab_offset: int,
+) -> dict[str, Any]:
+    """Stream every shard (shard order, proteins in input order) into the three LLM outputs.
+
+    ``tokens.parquet`` is written one row group per shard, ``interleaved.jsonl`` one line per
+    protein; memory holds one shard at a time. All three files appear only on success.
+    """
+    if len(shard_tsvs) != len(token_h5s):
+        raise ValueError(f"{len(shard_tsvs)} shard TSVs but {len(token_h5s)} token files")
+    codebook = Codebook.load(codebook_npz)
+    vocab = build_vocab(codebook.k, vocab_offset)
+    n_proteins = n_residues = 0
+    with ExitStack() as stack:
+        parquet_tmp = stack.enter_context(atomic_output(out_parquet))
+        jsonl_tmp = stack.enter_context(atomic_output(out_jsonl))
+        writer = stack.enter_context(pq.ParquetWriter(parquet_tmp, PARQUET_SCHEMA))
+        jsonl = stack.enter_context(open(jsonl_tmp, "w"))
+        for shard_tsv, token_h5 in zip(shard_tsvs, token_h5s):
+            check_pairing(shard_tsv, token_h5)
+            aligned = aligned_proteins(shard_tsv, token_h5, codebook, codebook_npz)
+            writer.write_table(parquet_table(Path(shard_tsv).stem, aligned))
+            for protein, tokens, _ in aligned:
+                strings, ids = interleave(protein.sequence, tokens, vocab)
+                jsonl.write(json.dumps({"id": protein.id, "tokens": strings, "ids": ids,
+                                        "function": protein.function}) + "\n")
+            n_proteins += len(aligned)
+            n_residues += sum(len(tokens) for _, tokens, _ in aligned)
+    write_vocab(out_vocab, codebook.k, vocab_offset, codebook.sha256)
+    return {"n_shards": len(shard_tsvs), "n_proteins": n_proteins, "n_residues": n_residues,
+            "vocab_size": len(vocab["token_to_id"]), "codebook_sha256": codebook.sha256}

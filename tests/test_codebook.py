@@ -1,0 +1,211 @@
+"""Codebook: residue sampling, k-means training, assignment, npz storage and usage metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from structure_tokens.codebook.kmeans import (
+    Codebook,
+    assign,
+    assign_torch,
+    mean_squared_error,
+    train_codebook,
+    train_codebook_from_shards,
+)
+from structure_tokens.codebook.metrics import (
+    dead_codes,
+    describe,
+    normalized_entropy,
+    perplexity,
+    tiny_codes,
+    unique_tokens_per_protein,
+    usage_counts,
+    utilization,
+)
+from structure_tokens.codebook.sample import is_heldout, sample_residues
+from structure_tokens.embed.store import EmbeddingShard, write_embedding_shard
+
+DIM = 16
+N_BLOBS = 8
+MODEL_ATTRS = {"model_name": "esm2_tiny_random", "layer": 2}
+
+
+def blob_centers(seed: int = 0) -> np.ndarray:
+    """Well separated cluster centres in DIM dimensions."""
+    return np.random.default_rng(seed).normal(scale=10.0, size=(N_BLOBS, DIM)).astype(np.float32)
+
+
+def write_blob_shards(directory, n_shards: int = 2, proteins_per_shard: int = 20, *, seed: int = 1,
+                      attrs: dict | None = None):
+    """Embedding shards whose residues come from gaussian blobs around :func:`blob_centers`.
+
+    Returns ``(paths, proteins)``; ``proteins`` maps id -> (sequence, sequence_hash, blob labels).
+    """
+    rng = np.random.default_rng(seed)
+    centers = blob_centers()
+    paths, proteins = [], {}
+    for shard in range(n_shards):
+        ids, hashes, embeddings = [], [], []
+        for j in range(proteins_per_shard):
+            length = int(rng.integers(5, 60))
+            sequence = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=length))
+            labels = rng.integers(0, N_BLOBS, size=length)
+            protein_id = f"P{shard}_{j:03d}"
+            sequence_hash = hashlib.sha256(sequence.encode()).hexdigest()
+            ids.append(protein_id)
+            hashes.append(sequence_hash)
+            embeddings.append(centers[labels] + rng.normal(scale=0.3, size=(length, DIM)).astype(np.float32))
+            proteins[protein_id] = (sequence, sequence_hash, labels)
+        path = directory / f"shard_{shard:05d}.h5"
+        write_embedding_shard(path, ids, hashes, embeddings, attrs or MODEL_ATTRS)
+        paths.append(path)
+    return paths, proteins
+
+
+def test_is_heldout_depends_only_on_the_hash():
+    assert is_heldout("00000000ffff", 0.1) and not is_heldout("ffffffff0000", 0.1)
+    assert not is_heldout("00000000", 0.0)
+
+
+def test_sample_is_bounded_seeded_and_split_by_hash(tmp_path):
+    paths, proteins = write_blob_shards(tmp_path, n_shards=3)
+    train, heldout, info = sample_residues(paths, per_shard=100, max_total=240, holdout_fraction=0.25, seed=3)
+    assert train.dtype == np.float32 and train.shape == (240, DIM)  # quota min(100, ceil(240 / 3))
+    assert info["per_shard_quota"] == 80 and info["n_train"] == 240
+    assert len(heldout) <= 3 * math.ceil(80 * 0.25)
+    expected_heldout = sum(is_heldout(h, 0.25) for _, h, _ in proteins.values())
+    assert 0 < info["n_heldout_proteins"] == expected_heldout
+    assert info["n_train_proteins"] == len(proteins) - expected_heldout
+    assert (info["model_name"], info["layer"], info["dim"]) == ("esm2_tiny_random", 2, DIM)
+
+    again, _, _ = sample_residues(paths, per_shard=100, max_total=240, holdout_fraction=0.25, seed=3)
+    other, _, _ = sample_residues(paths, per_shard=100, max_total=240, holdout_fraction=0.25, seed=4)
+    np.testing.assert_array_equal(train, again)
+    assert not np.array_equal(train, other)
+
+
+def test_unlimited_sample_is_exactly_the_per_protein_split(tmp_path):
+    paths, _ = write_blob_shards(tmp_path, n_shards=1, proteins_per_shard=30)
+    train, heldout, _ = sample_residues(paths, per_shard=10**6, max_total=10**6, holdout_fraction=0.3, seed=0)
+    with EmbeddingShard(paths[0]) as shard:
+        split = [is_heldout(h, 0.3) for h in shard.sequence_hashes]
+        expected_train = np.concatenate([shard.protein(i) for i, held in enumerate(split) if not held])
+        expected_heldout = np.concatenate([shard.protein(i) for i, held in enumerate(split) if held])
+    np.testing.assert_array_equal(train, expected_train.astype(np.float32))
+    np.testing.assert_array_equal(heldout, expected_heldout.astype(np.float32))
+
+
+def test_shards_of_different_models_are_rejected(tmp_path):
+    first, _ = write_blob_shards(tmp_path / "a", n_shards=1)
+    second, _ = write_blob_shards(tmp_path / "b", n_shards=1, attrs={"model_name": "other", "layer": 2})
+    with pytest.raises(ValueError, match="disagree"):
+        sample_residues(first + second, per_shard=10, max_total=100, holdout_fraction=0.1, seed=0)
+
+
+def blobs(n_per_blob: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(N_BLOBS), n_per_blob)
+    X = blob_centers()[labels] + rng.normal(scale=0.3, size=(len(labels), DIM)).astype(np.float32)
+    return X.astype(np.float32), labels
+
+
+def purity(tokens: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of points whose token's majority blob is their own blob."""
+    majority = {t: np.bincount(labels[tokens == t]).argmax() for t in np.unique(tokens)}
+    return float(np.mean([majority[t] == label for t, label in zip(tokens, labels)]))
+
+
+def test_kmeans_recovers_blobs_and_assign_agrees():
+    X, labels = blobs()
+    codebook, stats = train_codebook(X, k=N_BLOBS, seed=0, batch_size=256, max_iter=50,
+                                     model_name="m", layer=1)
+    tokens = assign(X, codebook.centroids, chunk_rows=300)
+    assert tokens.dtype == np.uint16
+    assert purity(tokens, labels) == 1.0
+    assert utilization(usage_counts(tokens, N_BLOBS)) == 1.0
+    assert mean_squared_error(X, codebook.centroids, tokens) == pytest.approx(DIM * 0.3**2, rel=0.2)
+    assert stats["inertia"] > 0 and stats["iterations"] >= 1
+    brute = ((X[:, None, :] - codebook.centroids[None]) ** 2).sum(-1).argmin(1)
+    np.testing.assert_array_equal(tokens, brute)
+
+
+def test_assign_torch_matches_numpy():
+    torch = pytest.importorskip("torch")
+    X, _ = blobs(50)
+    centroids = blob_centers(5)
+    got = assign_torch(torch.from_numpy(X).to(torch.float16), torch.from_numpy(centroids), chunk_rows=64)
+    np.testing.assert_array_equal(got.numpy(), assign(X.astype(np.float16), centroids))
+    assert len(assign_torch(torch.zeros((0, DIM)), torch.from_numpy(centroids))) == 0
+
+
+def test_training_needs_at_least_k_vectors():
+    with pytest.raises(ValueError, match="only 5 sampled residues to train k=8"):
+        train_codebook(np.zeros((5, DIM), np.float32), k=8, seed=0, batch_size=8, max_iter=1,
+                       model_name="m", layer=1)
+
+
+def test_codebook_npz_round_trip_has_no_objects_and_checks_sha(tmp_path):
+    codebook = Codebook(blob_centers(), model_name="esm2_t6_8M_UR50D", layer=6, seed=3, n_train=100)
+    path = tmp_path / "codebook_K8.npz"
+    codebook.save(path)
+    with np.load(path, allow_pickle=False) as npz:
+        assert all(npz[name].dtype != object for name in npz.files)
+        assert str(npz["sha256"]) == hashlib.sha256(codebook.centroids.tobytes()).hexdigest()
+    loaded = Codebook.load(path)
+    np.testing.assert_array_equal(loaded.centroids, codebook.centroids)
+    assert (loaded.model_name, loaded.layer, loaded.seed, loaded.n_train, loaded.k) == ("esm2_t6_8M_UR50D", 6, 3, 100, 8)
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = dict(npz)
+    arrays["centroids"] = arrays["centroids"] + 1
+    np.savez(tmp_path / "corrupt.npz", **arrays)
+    with pytest.raises(ValueError, match="sha256"):
+        Codebook.load(tmp_path / "corrupt.npz")
+
+
+def test_train_codebook_from_shards_writes_codebook_and_training_json(tmp_path):
+    paths, _ = write_blob_shards(tmp_path, n_shards=2, proteins_per_shard=30)
+    out_npz, out_json = tmp_path / "codebook/codebook_K8.npz", tmp_path / "codebook/training_K8.json"
+    codebook = train_codebook_from_shards(paths, out_npz, out_json, k=N_BLOBS, seed=0, sample_per_shard=400,
+                                          max_train_residues=600, holdout_fraction=0.2, batch_size=128,
+                                          max_iter=30)
+    assert Codebook.load(out_npz).sha256 == codebook.sha256
+    training = json.loads(out_json.read_text())
+    assert training["n_train"] == 600 and training["n_heldout"] > 0
+    assert (training["model_name"], training["layer"]) == ("esm2_tiny_random", 2)
+    # blobs are recovered: both errors are close to the noise variance
+    assert training["train_mse"] == pytest.approx(DIM * 0.3**2, rel=0.3)
+    assert training["heldout_mse"] == pytest.approx(DIM * 0.3**2, rel=0.3)
+    assert sorted(p.name for p in out_npz.parent.iterdir()) == ["codebook_K8.npz", "training_K8.json"]
+
+
+def test_usage_metrics_on_constructed_cases():
+    uniform = usage_counts(np.arange(16).repeat(3), 16)
+    assert perplexity(uniform) == pytest.approx(16)
+    assert normalized_entropy(uniform) == pytest.approx(1.0)
+    single = usage_counts(np.full(10, 2), 16)
+    assert perplexity(single) == pytest.approx(1.0) and normalized_entropy(single) == 0.0
+    assert utilization(single) == 1 / 16
+    assert dead_codes(single).tolist() == [i for i in range(16) if i != 2]
+    half = usage_counts(np.array([0, 0, 1, 1]), 4)
+    assert perplexity(half) == pytest.approx(2.0) and utilization(half) == 0.5
+    with pytest.raises(ValueError, match="out of range"):
+        usage_counts(np.array([4]), 4)
+
+
+def test_unique_tokens_per_protein():
+    tokens = np.array([1, 1, 2, 7, 7, 7, 3], dtype=np.uint16)
+    offsets = np.array([0, 3, 3, 6, 7])  # includes an empty protein
+    assert unique_tokens_per_protein(tokens, offsets, 8).tolist() == [2, 0, 1, 1]
+
+
+def test_tiny_codes_are_used_by_under_a_hundredth_of_a_percent():
+    counts = np.array([20_000, 1, 0, 2, 10_000])  # 0.01% of 30,003 residues is 3.0003
+    assert tiny_codes(counts).tolist() == [1, 3]
+    assert describe(np.array([3, 1, 2, 10])) == {"mean": 4.0, "median": 2.5, "min": 1.0, "max": 10.0}
+    assert describe(np.array([]))["mean"] is None

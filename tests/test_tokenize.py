@@ -1,0 +1,137 @@
+"""Tokenization of embedding shards and the LLM outputs (parquet, vocab, interleaved JSONL)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from structure_tokens.codebook.kmeans import Codebook, assign
+from structure_tokens.embed.store import EmbeddingShard
+from structure_tokens.inputs.shards import Protein, read_shard, write_shard
+from structure_tokens.tokenize.assign import TokenShard, tokenize_shard
+from structure_tokens.tokenize.llm import build_vocab, interleave, write_llm_outputs, write_vocab
+from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
+
+
+
+def prepared_protein(protein_id: str, sequence: str, sequence_hash: str) -> Protein:
+    return Protein(protein_id, sequence, sequence_hash, aliases=(f"{protein_id}_alias",),
+                   description="a protein", function=f"function of\t{protein_id}")
+
+
+@pytest.fixture
+def tokenized(tmp_path):
+    """Two blob shards, their true-centre codebook, tokens and prepared TSVs (input order reversed)."""
+    embeddings, proteins = write_blob_shards(tmp_path / "embeddings", n_shards=2, proteins_per_shard=6)
+    codebook_npz = tmp_path / "codebook_K8.npz"
+    Codebook(blob_centers(), model_name=MODEL_ATTRS["model_name"], layer=MODEL_ATTRS["layer"], seed=0,
+             n_train=1).save(codebook_npz)
+    tokens, tsvs = [], []
+    for path in embeddings:
+        out = tmp_path / "tokens" / path.name
+        tokenize_shard(path, codebook_npz, out, block_rows=7)
+        tokens.append(out)
+        with EmbeddingShard(path) as shard:
+            input_order = list(reversed(shard.ids))
+        tsv = tmp_path / "shards" / f"{path.stem}.tsv"
+        write_shard(tsv, [prepared_protein(i, *proteins[i][:2]) for i in input_order])
+        tsvs.append(tsv)
+    return {"embeddings": embeddings, "tokens": tokens, "tsvs": tsvs, "codebook": codebook_npz,
+            "proteins": proteins}
+
+
+def test_tokens_h5_round_trip(tokenized):
+    codebook = Codebook.load(tokenized["codebook"])
+    for embedding_h5, token_h5 in zip(tokenized["embeddings"], tokenized["tokens"]):
+        with EmbeddingShard(embedding_h5) as emb, TokenShard(token_h5) as tok:
+            assert tok.ids == list(emb.ids) and tok.sequence_hashes == list(emb.sequence_hashes)
+            np.testing.assert_array_equal(tok.offsets, emb.offsets)
+            assert tok.tokens.dtype == np.uint16 and tok.k == N_BLOBS
+            assert tok.codebook_sha256 == codebook.sha256
+            for i, protein_id in enumerate(tok.ids):
+                np.testing.assert_array_equal(tok.protein(i), tokenized["proteins"][protein_id][2])
+                np.testing.assert_array_equal(tok.protein(i), assign(emb.protein(i), codebook.centroids))
+
+
+def test_tokenize_rejects_a_codebook_of_another_model(tokenized, tmp_path):
+    other = tmp_path / "other.npz"
+    Codebook(blob_centers(), model_name="esm2_t33_650M_UR50D", layer=33, seed=0, n_train=1).save(other)
+    with pytest.raises(ValueError, match="does not match codebook") as error:
+        tokenize_shard(tokenized["embeddings"][0], other, tmp_path / "out.h5")
+    assert str(tokenized["embeddings"][0]) in str(error.value) and str(other) in str(error.value)
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_vocab_order_and_offset(tmp_path):
+    vocab = build_vocab(1000, vocab_offset=32000)
+    assert vocab["amino_acids"] == list("ACDEFGHIKLMNPQRSTVWY")
+    assert vocab["structure_tokens"][0] == "S000" and vocab["structure_tokens"][-1] == "S999"
+    assert build_vocab(1001)["structure_tokens"][-1] == "S1000"
+    assert build_vocab(1001)["structure_tokens"][0] == "S0000"
+    ids = vocab["token_to_id"]
+    assert ids["A"] == 32000 and ids["Y"] == 32019 and ids["S000"] == 32020 and ids["S999"] == 33019
+    assert [ids[t] for t in ("<protein>", "</protein>", "<pad>")] == [33020, 33021, 33022]
+    assert sorted(ids.values()) == list(range(32000, 32000 + 20 + 1000 + 3))
+    returned = write_vocab(tmp_path / "vocab.json", 4, 5, "abc")
+    written = json.loads((tmp_path / "vocab.json").read_text())
+    assert written == returned
+    assert (written["format_version"], written["k"], written["vocab_offset"], written["codebook_sha256"]) == (1, 4, 5, "abc")
+
+
+def test_interleave_alternates_residue_and_structure_token():
+    vocab = build_vocab(16, vocab_offset=10)
+    strings, ids = interleave("MKV", [3, 0, 15], vocab)
+    assert strings == ["M", "S003", "K", "S000", "V", "S015"]
+    assert ids == [10 + 10, 10 + 20 + 3, 10 + 8, 10 + 20, 10 + 17, 10 + 20 + 15]
+    with pytest.raises(ValueError, match="length 3 has 2"):
+        interleave("MKV", [1, 2], vocab)
+    with pytest.raises(ValueError, match=r"\['X'\] are not among"):
+        interleave("MXV", [1, 2, 3], vocab)
+
+
+def test_llm_outputs(tokenized, tmp_path):
+    out = {"out_parquet": tmp_path / "tokens.parquet", "out_vocab": tmp_path / "vocab.json",
+           "out_jsonl": tmp_path / "interleaved.jsonl"}
+    stats = write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"], vocab_offset=100, **out)
+    table = pd.read_parquet(out["out_parquet"])
+    proteins = tokenized["proteins"]
+    assert len(table) == stats["n_proteins"] == len(proteins)
+    # shard order, then input order within the shard (the TSVs list proteins in reverse)
+    expected_order = [p.id for tsv in tokenized["tsvs"] for p in read_shard(tsv)]
+    assert table.id.tolist() == expected_order
+    for row in table.itertuples():
+        sequence, _, labels = proteins[row.id]
+        assert row.sequence == sequence and row.length == len(sequence)
+        np.testing.assert_array_equal(row.structure_tokens, labels)
+        assert row.n_unique_tokens == len(set(labels)) and list(row.aliases) == [f"{row.id}_alias"]
+        assert row.function == f"function of\t{row.id}" and row.shard.startswith("shard_0000")
+    vocab = json.loads(out["out_vocab"].read_text())
+    lines = [json.loads(line) for line in out["out_jsonl"].read_text().splitlines()]
+    assert [line["id"] for line in lines] == expected_order
+    first = table.iloc[0]
+    assert lines[0]["tokens"][0::2] == list(first.sequence)
+    assert lines[0]["tokens"][1::2] == [vocab["structure_tokens"][t] for t in first.structure_tokens]
+    assert lines[0]["ids"] == [vocab["token_to_id"][t] for t in lines[0]["tokens"]]
+    assert min(lines[0]["ids"]) >= 100
+
+
+def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
+    tsv = tokenized["tsvs"][0]
+    first, *rest = read_shard(tsv)
+    write_shard(tsv, [prepared_protein(first.id, first.sequence + "A", first.sequence_hash), *rest])
+    with pytest.raises(ValueError, match=f"protein {first.id} has .* tokens"):
+        write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"], vocab_offset=0,
+                          out_parquet=tmp_path / "t.parquet", out_vocab=tmp_path / "v.json",
+                          out_jsonl=tmp_path / "i.jsonl")
+    assert not any(tmp_path.glob("t.parquet")) and not any(tmp_path.glob(".*.tmp"))
+
+
+def test_tokens_file_layout(tokenized):
+    with h5py.File(tokenized["tokens"][0]) as h5:
+        assert set(h5) == {"tokens", "offsets", "ids", "sequence_hash"}
+        assert h5["tokens"].dtype == np.uint16 and h5["offsets"].dtype == np.int64
+        assert h5.attrs["k"] == N_BLOBS
