@@ -55,20 +55,6 @@ def embeddings_output(path):
     return path if KEEP_EMBEDDINGS else temp(path)
 
 
-def tokenize_input(wildcards):
-    """Stored embeddings when the shard has them, else the shard itself (embedded on the fly)."""
-    inputs = {"codebook": f"{OUT}/codebook/codebook_K{K}.npz"}
-    if wildcards.shard in embedded_shard_ids():
-        inputs["embeddings"] = f"{OUT}/embeddings/shard_{wildcards.shard}.h5"
-    else:
-        inputs.update(shard=f"{OUT}/prepared/shards/shard_{wildcards.shard}.tsv", checkpoint=model_checkpoint())
-    return inputs
-
-
-def tokenize_needs_gpu(wildcards):
-    return 0 if wildcards.shard in embedded_shard_ids() else 1
-
-
 def final_outputs():
     """Everything `rule all` builds; the model weights are listed so a missing download stops the run first."""
     return [

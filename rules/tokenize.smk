@@ -1,28 +1,53 @@
-rule tokenize:
-    """Nearest-centroid structure token for every residue of one shard.
+if KEEP_EMBEDDINGS:
 
-    Shards without stored embeddings (`keep_embeddings: false`) are embedded and tokenized in one
-    GPU pass, writing only tokens.
-    """
-    input:
-        unpack(tokenize_input),
-    output:
-        f"{OUT}/tokens/{SHARD}.h5",
-    params:
-        options=config["model"],
-    threads: 4
-    resources:
-        gpu=tokenize_needs_gpu,
-        mem_mb=lambda wildcards, attempt: (16000 if tokenize_needs_gpu(wildcards) else 4000) * attempt,
-        runtime=lambda wildcards, attempt: 240 * attempt,
-    log:
-        f"{OUT}/logs/tokenize/{SHARD}.log",
-    benchmark:
-        f"{OUT}/benchmarks/tokenize/{SHARD}.tsv"
-    conda:
-        "../envs/tokenize.yaml"
-    script:
-        "../scripts/tokenize_shard.py"
+    rule tokenize:
+        """Nearest-centroid structure token for every residue of one shard's stored embeddings."""
+        input:
+            embeddings=f"{OUT}/embeddings/{SHARD}.h5",
+            codebook=f"{OUT}/codebook/codebook_K{K}.npz",
+        output:
+            f"{OUT}/tokens/{SHARD}.h5",
+        threads: 2
+        resources:
+            mem_mb=lambda wildcards, attempt: 4000 * attempt,
+            runtime=lambda wildcards, attempt: 60 * attempt,
+        log:
+            f"{OUT}/logs/tokenize/{SHARD}.log",
+        benchmark:
+            f"{OUT}/benchmarks/tokenize/{SHARD}.tsv"
+        conda:
+            "../envs/tokenize.yaml"
+        script:
+            "../scripts/tokenize_shard.py"
+
+else:
+
+    rule embed_tokenize:
+        """`keep_embeddings: false`: embed one shard and assign tokens on the GPU in one pass.
+
+        Only tokens are written; the embeddings never touch the disk.
+        """
+        input:
+            shard=f"{OUT}/prepared/shards/{SHARD}.tsv",
+            checkpoint=model_checkpoint(),
+            codebook=f"{OUT}/codebook/codebook_K{K}.npz",
+        output:
+            f"{OUT}/tokens/{SHARD}.h5",
+        params:
+            options=config["model"],
+        threads: 4
+        resources:
+            gpu=1,
+            mem_mb=lambda wildcards, attempt: 16000 * attempt,
+            runtime=lambda wildcards, attempt: 240 * attempt,
+        log:
+            f"{OUT}/logs/embed_tokenize/{SHARD}.log",
+        benchmark:
+            f"{OUT}/benchmarks/embed_tokenize/{SHARD}.tsv"
+        conda:
+            "../envs/embed.yaml"
+        script:
+            "../scripts/embed_tokenize.py"
 
 
 rule llm_outputs:

@@ -16,14 +16,6 @@ required = int(os.environ.get("STRUCTURE_TOKENS_TEST_MIN_MEM_MB", "0"))
 if snakemake.resources.mem_mb < required:  # noqa: F821
     raise MemoryError(f"simulated out-of-memory: mem_mb={snakemake.resources.mem_mb} < {required}")  # noqa: F821
 
-model = snakemake.params.options  # noqa: F821
-options = EmbedOptions(
-    layer=model["layer"],
-    device=model["device"],
-    dtype=model["dtype"],
-    token_budget=model["token_budget"],
-    long_policy=model["long_policy"],
-    window_overlap=model["window_overlap"],
-)
+options = EmbedOptions.from_config(snakemake.params.options)  # noqa: F821
 stats = embed_shard(snakemake.input.shard, snakemake.input.checkpoint, snakemake.output[0], options)  # noqa: F821
 log.info("embedded %s", stats)

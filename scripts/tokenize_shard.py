@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `tokenize`."""
+"""Snakemake entry point of rule `tokenize`: one shard's stored embeddings -> tokens."""
 
 import sys
 from pathlib import Path
