@@ -1,0 +1,25 @@
+"""Derive the embedded demo set from a Debian-sourced Swiss-Prot file (kept for provenance).
+
+  python scripts/dev/make_demo.py ../shared/data/sequences/emboss_test_swissprot_seq.dat
+
+Keeps every entry but only the lines the pipeline reads (identification, names, organism,
+comments, sequence), gzip-compressed into structure_tokens/data/demo_swissprot.dat.gz.
+"""
+
+import gzip
+import sys
+from pathlib import Path
+
+KEPT_LINE_TYPES = ("ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//")
+OUT = Path(__file__).resolve().parents[2] / "structure_tokens" / "data" / "demo_swissprot.dat.gz"
+
+
+def main(source: str) -> None:
+    lines = [line for line in Path(source).read_text().splitlines(keepends=True) if line[:2] in KEPT_LINE_TYPES]
+    with gzip.GzipFile(OUT, "wb", compresslevel=9, mtime=0) as handle:
+        handle.write("".join(lines).encode())
+    print(f"{OUT}: {sum(line.startswith('//') for line in lines)} entries")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

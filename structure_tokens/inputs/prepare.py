@@ -1,0 +1,161 @@
+"""The `prepare` stage: validate, de-duplicate and shard input records in one streaming pass."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from structure_tokens.atomic import atomic_output
+from structure_tokens.inputs.records import InputRecord
+from structure_tokens.inputs.shards import Protein, read_shard, shard_name, write_shard
+from structure_tokens.inputs.validate import check_id, clean_sequence, sequence_hash
+
+MANIFEST_COLUMNS = ("source", "record_index", "input_id", "status", "reason", "protein_id",
+                    "sequence_hash", "length", "shard")
+log = logging.getLogger(__name__)
+
+
+class _Sharder:
+    """Writes kept proteins to shard files as each shard fills; patches aliases in at the end."""
+
+    def __init__(self, shards_dir: Path, shard_size: int):
+        self.dir, self.size = shards_dir, shard_size
+        self.buffer: list[Protein] = []
+        self.names: list[str] = []
+        self.aliases: dict[str, list[str]] = {}  # representative id -> later ids, duplicates only
+        self.shard_of_alias_owner: dict[str, int] = {}
+
+    @property
+    def current(self) -> str:
+        return shard_name(len(self.names))
+
+    def add(self, protein: Protein) -> str:
+        shard = self.current
+        self.buffer.append(protein)
+        if len(self.buffer) == self.size:
+            self.flush()
+        return shard
+
+    def add_alias(self, owner: str, owner_shard: str, alias: str) -> None:
+        self.aliases.setdefault(owner, []).append(alias)
+        self.shard_of_alias_owner[owner] = int(owner_shard.removeprefix("shard_"))
+
+    def flush(self) -> None:
+        if self.buffer:
+            write_shard(self.dir / f"{self.current}.tsv", self.buffer)
+            self.names.append(self.current)
+            self.buffer = []
+
+    def finish(self) -> list[str]:
+        """Write the last shard, then rewrite the shards whose proteins gained aliases."""
+        self.flush()
+        for index in sorted(set(self.shard_of_alias_owner.values())):
+            path = self.dir / f"{shard_name(index)}.tsv"
+            proteins = [replace(p, aliases=p.aliases + tuple(self.aliases.get(p.id, ()))) for p in read_shard(path)]
+            write_shard(path, proteins)
+        return self.names
+
+
+def prepare_inputs(
+    records: Iterable[InputRecord],
+    *,
+    shard_size: int,
+    num_proteins: int | None = None,
+    min_length: int = 1,
+    max_length: int | None = None,
+    nonstandard: str = "map",
+    shards_dir: str | os.PathLike,
+    manifest_path: str | os.PathLike,
+    summary_path: str | os.PathLike,
+) -> dict[str, Any]:
+    """Validate ``records`` and write shards, a manifest row per record and a summary.
+
+    Memory holds the id and sequence-hash indexes and one shard, never the whole input.
+    """
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    shards_dir = Path(shards_dir)
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    sharder = _Sharder(shards_dir, shard_size)
+    first_index_of_id: dict[tuple[str, str], int] = {}
+    representative: dict[str, tuple[str, str]] = {}  # sequence hash -> (protein id, shard)
+    statuses: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    sources: set[str] = set()
+    n_kept = n_residues = 0
+
+    with atomic_output(manifest_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        manifest = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        manifest.writerow(MANIFEST_COLUMNS)
+
+        def row(record: InputRecord, status: str, reason: str = "", code: str = "", protein_id: str = "",
+                digest: str = "", length: int | str = "", shard: str = "") -> None:
+            manifest.writerow([record.source, record.record_index, record.input_id, status, reason,
+                               protein_id, digest, length, shard])
+            statuses[status] += 1
+            if code:
+                reasons[code] += 1
+
+        for record in records:
+            sources.add(record.source)
+            id_problem = check_id(record.input_id)
+            if id_problem:
+                row(record, "skipped", id_problem, "unsafe_id")
+                continue
+            first = first_index_of_id.setdefault((record.source, record.input_id), record.record_index)
+            if first != record.record_index:
+                row(record, "skipped", f"duplicate id {record.input_id} (first at record {first})", "duplicate_id")
+                continue
+            validated = clean_sequence(record.sequence, nonstandard)
+            if validated.sequence is None:
+                row(record, "skipped", validated.reason, validated.code)
+                continue
+            sequence = validated.sequence
+            digest, length = sequence_hash(sequence), len(sequence)
+            if length < min_length:
+                row(record, "skipped", f"length {length} < min_length {min_length}", "too_short", digest=digest, length=length)
+                continue
+            if max_length is not None and length > max_length:
+                row(record, "skipped", f"length {length} > max_length {max_length}", "too_long", digest=digest, length=length)
+                continue
+            if digest in representative:
+                owner, owner_shard = representative[digest]
+                sharder.add_alias(owner, owner_shard, record.input_id)
+                row(record, "duplicate_sequence", f"same sequence as {owner}", "duplicate_sequence",
+                    owner, digest, length, owner_shard)
+                continue
+            if num_proteins is not None and n_kept >= num_proteins:
+                row(record, "not_selected", f"beyond num_proteins={num_proteins}", "not_selected", digest=digest, length=length)
+                continue
+            shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function))
+            representative[digest] = (record.input_id, shard)
+            n_kept += 1
+            n_residues += length
+            row(record, "kept", "", "", record.input_id, digest, length, shard)
+
+        if n_kept == 0:
+            raise ValueError(f"no protein survived validation of {sorted(sources) or 'an empty input'}: "
+                             f"{dict(reasons) or 'no records'}")
+    shards = sharder.finish()
+    summary = {
+        "sources": sorted(sources),
+        "n_records": sum(statuses.values()),
+        "status_counts": dict(statuses),
+        "reason_counts": dict(reasons),
+        "n_proteins": n_kept,
+        "n_residues": n_residues,
+        "shard_size": shard_size,
+        "n_shards": len(shards),
+        "shards": shards,
+    }
+    with atomic_output(summary_path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    log.info("%d records -> %d proteins (%d residues) in %d shards; %s", summary["n_records"], n_kept,
+             n_residues, len(shards), dict(statuses))
+    return summary
