@@ -81,35 +81,36 @@ class Codebook:
 
 
 def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
-    """Nearest centroid (squared Euclidean) of every row of ``X``, as uint16, in float32 chunks.
+    """Nearest centroid (squared Euclidean) of every row of ``X``, as uint16.
 
-    ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term is the same for every
-    centroid of a row, so the argmin uses ``||c||^2 - 2 x.c`` (fewer operations, less rounding).
+    Computed by :func:`assign_torch` on the CPU, so tokens from stored embeddings and tokens from
+    the one-pass GPU mode (`keep_embeddings: false`) come from the same arithmetic.
     """
+    import torch
+
     centroids = np.asarray(centroids, dtype=np.float32)
     if X.ndim != 2 or X.shape[1] != centroids.shape[1]:
         raise ValueError(f"embeddings of shape {X.shape} do not match centroids of shape {centroids.shape}")
     if centroids.shape[0] > MAX_K:
         raise ValueError(f"{centroids.shape[0]} centroids do not fit uint16 tokens (at most {MAX_K})")
-    centroid_sq = np.einsum("ij,ij->i", centroids, centroids)
-    tokens = np.empty(len(X), dtype=np.uint16)
-    for start in range(0, len(X), chunk_rows):
-        chunk = np.asarray(X[start:start + chunk_rows], dtype=np.float32)
-        tokens[start:start + len(chunk)] = np.argmin(centroid_sq - 2.0 * (chunk @ centroids.T), axis=1)
-    return tokens
+    tokens = assign_torch(torch.from_numpy(np.asarray(X)), torch.from_numpy(centroids), chunk_rows)
+    return tokens.numpy().astype(np.uint16)
 
 
 def assign_torch(X, centroids, chunk_rows: int = 65536):
-    """:func:`assign` for torch tensors on any device; returns int64 token indices on that device."""
+    """Nearest centroid of every row of tensor ``X`` on its device; int64 indices on that device.
+
+    ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term is the same for every
+    centroid of a row, so the argmin uses ``||c||^2 - 2 x.c`` in float32, ``chunk_rows`` at a time.
+    """
     import torch
 
-    X = X.to(torch.float32)
     centroids = centroids.to(device=X.device, dtype=torch.float32)
     centroid_sq = (centroids * centroids).sum(dim=1)
     if len(X) == 0:
         return torch.empty(0, dtype=torch.int64, device=X.device)
     return torch.cat([
-        torch.argmin(centroid_sq - 2.0 * (X[start:start + chunk_rows] @ centroids.T), dim=1)
+        torch.argmin(centroid_sq - 2.0 * (X[start:start + chunk_rows].to(torch.float32) @ centroids.T), dim=1)
         for start in range(0, len(X), chunk_rows)
     ])
 

@@ -37,16 +37,22 @@ class EmbeddingWriter:
     """Collect per-protein embeddings of one shard; resume from earlier batches; finalise atomically.
 
     ``done_ids`` lists proteins already embedded by an earlier, interrupted run with the same
-    ``attrs`` (model, layer, ...): the caller skips them. Call :meth:`flush` after each batch.
+    ``attrs`` (model, layer, ...): the caller skips them. Queued proteins are written as a batch
+    file once they hold ``flush_rows`` residues, so a crash loses at most that much work.
     Leaving the ``with`` block normally finalises the file; an exception keeps the batches.
     """
 
-    def __init__(self, path: str | os.PathLike, *, embed_dim: int, attrs: dict[str, Any]):
+    def __init__(self, path: str | os.PathLike, *, embed_dim: int, attrs: dict[str, Any],
+                 flush_rows: int = 16384):
         self.path = Path(path)
+        self.flush_rows = flush_rows
         self.embed_dim = int(embed_dim)
-        self.attrs = {key: value for key, value in attrs.items() if value is not None}
+        # str subclasses such as torch's TorchVersion become plain str, which HDF5 can store
+        self.attrs = {key: str(value) if isinstance(value, str) else value
+                      for key, value in attrs.items() if value is not None}
         self.partial = partial_dir(self.path)
         self._pending: list[tuple[str, str, np.ndarray]] = []
+        self._pending_rows = 0
         self._batches = self._resume()
         self.done_ids: set[str] = {pid for batch in self._batches for pid in _batch_ids(batch)}
 
@@ -87,6 +93,9 @@ class EmbeddingWriter:
             raise ValueError(f"{self.path}: embedding of {protein_id} has shape {embedding.shape}, "
                              f"expected (length, {self.embed_dim})")
         self._pending.append((protein_id, sequence_hash, np.asarray(embedding, dtype=np.float16)))
+        self._pending_rows += len(embedding)
+        if self._pending_rows >= self.flush_rows:
+            self.flush()
 
     def flush(self) -> None:
         """Write the queued proteins as one batch file (atomic)."""
@@ -101,6 +110,7 @@ class EmbeddingWriter:
         self._batches.append(batch)
         self.done_ids.update(ids)
         self._pending.clear()
+        self._pending_rows = 0
 
     def finalise(self) -> None:
         """Write the HDF5 file from all batches, rename it into place, remove the batches."""

@@ -73,6 +73,16 @@ def check_codebook_matches(embedding_h5: str | os.PathLike, shard: EmbeddingShar
         )
 
 
+def write_token_index(h5: h5py.File, offsets: np.ndarray, ids: list[str], sequence_hashes: list[str],
+                      codebook: Codebook) -> None:
+    """Everything of a tokens file but the ``tokens`` dataset itself."""
+    h5.create_dataset("offsets", data=np.asarray(offsets, dtype=np.int64))
+    h5.create_dataset("ids", data=list(ids), dtype=STRING_DTYPE)
+    h5.create_dataset("sequence_hash", data=list(sequence_hashes), dtype=STRING_DTYPE)
+    h5.attrs.update(format_version=FORMAT_VERSION, codebook_sha256=codebook.sha256, k=codebook.k,
+                    model_name=codebook.model_name, layer=codebook.layer)
+
+
 def tokenize_shard(embedding_h5: str | os.PathLike, codebook_npz: str | os.PathLike,
                    out_h5: str | os.PathLike, *, block_rows: int = 65536) -> dict[str, Any]:
     """Nearest-centroid token of every residue of one shard, streamed in ``block_rows`` blocks."""
@@ -83,11 +93,7 @@ def tokenize_shard(embedding_h5: str | os.PathLike, codebook_npz: str | os.PathL
             tokens = h5.create_dataset("tokens", shape=(shard.n_residues,), dtype=np.uint16)
             for start, block in shard.iter_blocks(block_rows):
                 tokens[start:start + len(block)] = assign(block, codebook.centroids)
-            h5.create_dataset("offsets", data=np.asarray(shard.offsets, dtype=np.int64))
-            h5.create_dataset("ids", data=list(shard.ids), dtype=STRING_DTYPE)
-            h5.create_dataset("sequence_hash", data=list(shard.sequence_hashes), dtype=STRING_DTYPE)
-            h5.attrs.update(format_version=FORMAT_VERSION, codebook_sha256=codebook.sha256, k=codebook.k,
-                            model_name=codebook.model_name, layer=codebook.layer)
+            write_token_index(h5, shard.offsets, shard.ids, shard.sequence_hashes, codebook)
         n_proteins = len(shard.ids)
         n_residues = shard.n_residues
     return {"shard": Path(embedding_h5).stem, "n_proteins": n_proteins, "n_residues": n_residues,

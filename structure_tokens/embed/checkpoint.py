@@ -1,0 +1,112 @@
+"""ESM-2 weights: safe loading of the released fair-esm `.pt` format, hub download, test checkpoints.
+
+The released files (``esm2_t33_650M_UR50D.pt``) are ``{"model": state_dict, "cfg": {"model":
+argparse.Namespace(...)}, ...}`` with keys prefixed ``encoder.sentence_encoder.`` / ``encoder.``,
+next to ``<name>-contact-regression.pt``. PyTorch >= 2.6 unpickles with ``weights_only=True``;
+the only non-tensor global these files need is ``argparse.Namespace``, so that alone is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import esm
+import torch
+
+from structure_tokens.atomic import atomic_output
+
+ESM2_MODELS = ("esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "esm2_t30_150M_UR50D",
+               "esm2_t33_650M_UR50D", "esm2_t36_3B_UR50D", "esm2_t48_15B_UR50D")
+MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
+REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
+ALLOWED_GLOBALS = [argparse.Namespace]
+log = logging.getLogger(__name__)
+
+
+def regression_path(checkpoint: str | os.PathLike) -> Path:
+    """The contact-regression file that fair-esm expects next to a checkpoint."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}-contact-regression.pt")
+
+
+def safe_load(path: str | os.PathLike) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``, allowing only the globals ESM-2 files need."""
+    try:
+        with torch.serialization.safe_globals(ALLOWED_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: refused to load: it needs a global outside the allow-list "
+                         f"{[g.__module__ + '.' + g.__qualname__ for g in ALLOWED_GLOBALS]} ({error})") from None
+
+
+def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]:
+    """``(model, alphabet, model_name)`` from a local fair-esm ESM-2 checkpoint, in eval mode."""
+    checkpoint = Path(checkpoint)
+    model_name = checkpoint.stem
+    if not model_name.startswith("esm2"):
+        raise ValueError(f"{checkpoint}: the file name must start with 'esm2' (fair-esm picks the "
+                         "ESM-2 architecture from it), e.g. esm2_t33_650M_UR50D.pt")
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"ESM-2 checkpoint not found: {checkpoint}")
+    model_data = safe_load(checkpoint)
+    regression = regression_path(checkpoint)
+    regression_data = safe_load(regression) if regression.is_file() else None
+    model, alphabet = esm.pretrained.load_model_and_alphabet_core(model_name, model_data, regression_data)
+    return model.eval(), alphabet, model_name
+
+
+def hub_checkpoint_path(model_name: str, cache_dir: str | os.PathLike) -> Path:
+    """``<cache_dir>/checkpoints/<name>.pt``: the layout of torch.hub and fair-esm."""
+    return Path(cache_dir) / "checkpoints" / f"{model_name}.pt"
+
+
+def download_weights(model_name: str, cache_dir: str | os.PathLike) -> Path:
+    """Download a released ESM-2 model and its contact regression into the cache (once)."""
+    if model_name not in ESM2_MODELS:
+        raise ValueError(f"unknown ESM-2 model {model_name!r}; expected one of {ESM2_MODELS}")
+    path = hub_checkpoint_path(model_name, cache_dir)
+    targets = {path: MODEL_URL.format(name=model_name),
+               regression_path(path): REGRESSION_URL.format(name=model_name)}
+    for target, url in targets.items():
+        if target.is_file():
+            continue
+        log.info("downloading %s -> %s", url, target)
+        try:
+            with atomic_output(target) as tmp:
+                torch.hub.download_url_to_file(url, str(tmp), progress=False)
+        except Exception as error:
+            raise RuntimeError(
+                f"could not download ESM-2 weights for {model_name} ({error}). Supply them by copying "
+                f"{model_name}.pt and {model_name}-contact-regression.pt into {path.parent}/, or set "
+                "model.checkpoint in the config to a local .pt file in the fair-esm format."
+            ) from error
+    return path
+
+
+def write_random_esm2_checkpoint(path: str | os.PathLike, *, num_layers: int = 2, embed_dim: int = 32,
+                                 attention_heads: int = 4, seed: int = 0) -> Path:
+    """A randomly initialised ESM-2 in the released on-disk format (for tests and benchmarks)."""
+    path = Path(path)
+    if not path.stem.startswith("esm2_"):
+        raise ValueError(f"{path}: ESM-2 checkpoint names start with 'esm2_'")
+    torch.manual_seed(seed)
+    alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
+    model = esm.model.esm2.ESM2(num_layers=num_layers, embed_dim=embed_dim, attention_heads=attention_heads,
+                                alphabet=alphabet, token_dropout=True)
+    state = model.state_dict()
+    regression = {k: v for k, v in state.items() if k.startswith("contact_head.regression.")}
+    released = {(f"encoder.{k}" if k.startswith("lm_head.") else f"encoder.sentence_encoder.{k}"): v
+                for k, v in state.items() if k not in regression}
+    cfg = argparse.Namespace(arch="esm2", encoder_layers=num_layers, encoder_embed_dim=embed_dim,
+                             encoder_ffn_embed_dim=4 * embed_dim, encoder_attention_heads=attention_heads,
+                             token_dropout=True, max_positions=1024)
+    with atomic_output(path) as tmp:
+        torch.save({"model": released, "cfg": {"model": cfg}}, tmp)
+    with atomic_output(regression_path(path)) as tmp:
+        torch.save({"model": regression}, tmp)
+    return path

@@ -1,0 +1,205 @@
+"""ESM-2 per-residue embeddings: token-budget batches over length-sorted proteins, half precision on
+GPU, fused attention, overlapping windows for proteins longer than the model's context."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import esm
+import h5py
+import numpy as np
+import torch
+
+from structure_tokens.embed.attention import enable_fast_attention
+from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.store import EmbeddingWriter
+from structure_tokens.inputs.shards import Protein, read_shard
+
+WINDOW = 1022  # residues per forward pass: 1024 positions minus BOS and EOS
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+LONG_POLICIES = ("windows", "truncate", "skip")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """How to embed; the fields are the `model:` config keys of the same names."""
+
+    layer: int = -1
+    device: str = "auto"
+    dtype: str = "auto"
+    token_budget: int = 16384
+    long_policy: str = "windows"
+    window_overlap: int = 256
+    fast_attention: bool = True
+
+    @classmethod
+    def from_config(cls, model_config: dict[str, Any]) -> "EmbedOptions":
+        """Options from the `model:` config section (other keys there are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in model_config.items() if k in names})
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A stretch ``[start, start + len(sequence))`` of protein ``index`` embedded in one pass."""
+
+    index: int
+    start: int
+    sequence: str
+
+
+def window_starts(length: int, overlap: int) -> list[int]:
+    """Starts of windows of ``WINDOW`` residues, consecutive ones sharing ``overlap``, covering ``length``."""
+    if length <= WINDOW:
+        return [0]
+    step = WINDOW - overlap
+    starts = list(range(0, length - WINDOW, step))
+    return starts + [length - WINDOW]
+
+
+class Embedder:
+    """Embeds proteins with one loaded model; reusable across shards and by benchmarks."""
+
+    def __init__(self, model: torch.nn.Module, alphabet: Any, options: EmbedOptions = EmbedOptions()):
+        if options.long_policy not in LONG_POLICIES:
+            raise ValueError(f"long_policy must be one of {LONG_POLICIES}, got {options.long_policy!r}")
+        if not 0 <= options.window_overlap < WINDOW:
+            raise ValueError(f"window_overlap must be in [0, {WINDOW}), got {options.window_overlap}")
+        self.options = options
+        self.device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if options.device == "auto" else options.device)
+        if options.dtype == "auto":
+            self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        else:
+            self.dtype = DTYPES[options.dtype]
+        self.model = model.eval().to(device=self.device, dtype=self.dtype)  # weights cast once
+        self.fast_attention_modules = enable_fast_attention(self.model) if options.fast_attention else 0
+        self.layer = options.layer if options.layer >= 0 else model.num_layers + 1 + options.layer
+        if not 0 <= self.layer <= model.num_layers:
+            raise ValueError(f"layer {options.layer} is outside the model's 0..{model.num_layers}")
+        self.converter = alphabet.get_batch_converter()
+        self.oom_splits = 0
+        self.skipped: list[int] = []
+
+    def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
+        """What is run through the model: whole proteins, or windows / truncations of long ones."""
+        pieces = []
+        for index, protein in enumerate(proteins):
+            sequence = protein.sequence
+            if len(sequence) <= WINDOW or self.options.long_policy == "windows":
+                pieces += [Piece(index, s, sequence[s:s + WINDOW])
+                           for s in window_starts(len(sequence), self.options.window_overlap)]
+            elif self.options.long_policy == "truncate":
+                log.warning("%s: %d residues, truncated to the first %d", protein.id, len(sequence), WINDOW)
+                pieces.append(Piece(index, 0, sequence[:WINDOW]))
+            else:
+                log.warning("%s: %d residues > %d, skipped (long_policy: skip)", protein.id, len(sequence), WINDOW)
+        return pieces
+
+    def batches(self, pieces: list[Piece]) -> list[list[Piece]]:
+        """Length-sorted batches whose padded size (tokens incl. BOS/EOS) fits the token budget."""
+        ordered = sorted(pieces, key=lambda p: (-len(p.sequence), p.index, p.start))
+        batches: list[list[Piece]] = []
+        for piece in ordered:  # descending lengths: the first piece of a batch is its longest
+            if batches and (len(batches[-1]) + 1) * (len(batches[-1][0].sequence) + 2) <= self.options.token_budget:
+                batches[-1].append(piece)
+            else:
+                batches.append([piece])
+        return batches
+
+    @torch.inference_mode()
+    def _forward(self, batch: list[Piece]) -> list[np.ndarray]:
+        """Representations of a batch as float16 host arrays: one device->host copy per batch.
+
+        A CUDA out-of-memory error halves the batch and retries (counted in ``oom_splits``).
+        """
+        try:
+            _, _, tokens = self.converter([(str(i), p.sequence) for i, p in enumerate(batch)])
+            out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
+            host = out["representations"][self.layer].to(torch.float16).cpu().numpy()
+        except torch.cuda.OutOfMemoryError:
+            if len(batch) == 1:
+                raise
+            torch.cuda.empty_cache()
+            self.oom_splits += 1
+            log.warning("CUDA out of memory on a batch of %d; halving it", len(batch))
+            half = len(batch) // 2
+            return self._forward(batch[:half]) + self._forward(batch[half:])
+        return [host[i, 1:len(p.sequence) + 1] for i, p in enumerate(batch)]
+
+    def embed(self, proteins: Sequence[Protein]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(index into proteins, (length, dim) float16)`` in processing order.
+
+        Windowed proteins are yielded once all their windows are done, each residue averaged over
+        the windows that cover it. Proteins skipped by ``long_policy: skip`` are in ``skipped``.
+        """
+        pieces = self.pieces(proteins)
+        embedded = {p.index for p in pieces}
+        self.skipped = [i for i in range(len(proteins)) if i not in embedded]
+        windows_left = {}
+        for piece in pieces:
+            windows_left[piece.index] = windows_left.get(piece.index, 0) + 1
+        partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for batch in self.batches(pieces):
+            for piece, rep in zip(batch, self._forward(batch)):
+                if windows_left[piece.index] == 1 and piece.index not in partial:
+                    yield piece.index, rep
+                    continue
+                length = len(proteins[piece.index].sequence)
+                total, count = partial.setdefault(piece.index, (np.zeros((length, rep.shape[1]), np.float32),
+                                                                np.zeros((length, 1), np.float32)))
+                total[piece.start:piece.start + len(rep)] += rep
+                count[piece.start:piece.start + len(rep)] += 1
+                windows_left[piece.index] -= 1
+                if windows_left[piece.index] == 0:
+                    del partial[piece.index]
+                    yield piece.index, (total / count).astype(np.float16)
+
+
+def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:
+    """Provenance attributes of an embedding shard (docs/DESIGN.md)."""
+    return {
+        "model_name": model_name,
+        "layer": embedder.layer,
+        "compute_dtype": str(embedder.dtype).removeprefix("torch."),
+        "long_policy": embedder.options.long_policy,
+        "window": WINDOW,
+        "window_overlap": embedder.options.window_overlap,
+        "torch_version": torch.__version__,
+        "esm_version": esm.__version__,
+        "h5py_version": h5py.__version__,
+        "numpy_version": np.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out_h5: str | os.PathLike,
+                options: EmbedOptions = EmbedOptions()) -> dict[str, Any]:
+    """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished."""
+    proteins = read_shard(shard_tsv)
+    model, alphabet, model_name = load_esm2(checkpoint)
+    embedder = Embedder(model, alphabet, options)
+    attrs = embedding_attrs(model_name, embedder)
+    start = time.perf_counter()
+    with EmbeddingWriter(out_h5, embed_dim=model.embed_dim, attrs=attrs, flush_rows=options.token_budget) as writer:
+        todo = [p for p in proteins if p.id not in writer.done_ids]
+        for index, embedding in embedder.embed(todo):
+            writer.add(todo[index].id, todo[index].sequence_hash, embedding)
+        skipped = [todo[i].id for i in embedder.skipped]
+        if skipped:
+            writer.attrs["skipped_ids"] = ";".join(skipped)
+    seconds = time.perf_counter() - start
+    residues = sum(p.length for p in todo)
+    stats = {"shard": os.path.basename(shard_tsv), "n_proteins": len(proteins), "embedded_now": len(todo),
+             "resumed": len(proteins) - len(todo), "skipped_ids": skipped, "n_residues": residues,
+             "seconds": round(seconds, 3), "residues_per_s": round(residues / seconds, 1) if seconds else None,
+             "device": str(embedder.device), "dtype": attrs["compute_dtype"], "oom_splits": embedder.oom_splits}
+    log.info("%s", stats)
+    return stats
