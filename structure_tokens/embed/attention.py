@@ -11,8 +11,7 @@ from esm.multihead_attention import MultiheadAttention
 
 
 def _supported(module: MultiheadAttention) -> bool:
-    return (module.self_attention and module.rot_emb is not None and module.bias_k is None
-            and not module.add_zero_attn)
+    return module.rot_emb is not None and module.bias_k is None and not module.add_zero_attn
 
 
 def _fast_forward(self, query, key=None, value=None, key_padding_mask=None, incremental_state=None,
@@ -20,8 +19,9 @@ def _fast_forward(self, query, key=None, value=None, key_padding_mask=None, incr
                   need_head_weights=False):
     """Self-attention through SDPA; attention weights are not returned (ESM-2 ignores them
     unless ``need_head_weights``, which takes the stock path)."""
-    if (need_head_weights or incremental_state is not None or attn_mask is not None or before_softmax
-            or static_kv or (self.training and self.dropout > 0)):
+    self_attention = key is query and value is query  # how ESM-2's TransformerLayer calls it
+    if (not self_attention or need_head_weights or incremental_state is not None or attn_mask is not None
+            or before_softmax or static_kv or (self.training and self.dropout > 0)):
         return self._stock_forward(query, key, value, key_padding_mask, incremental_state, need_weights,
                                    static_kv, attn_mask, before_softmax, need_head_weights)
     tgt_len, bsz, embed_dim = query.shape
