@@ -22,6 +22,7 @@ include: "rules/embed.smk"
 include: "rules/codebook.smk"
 include: "rules/tokenize.smk"
 include: "rules/report.smk"
+include: "rules/finetune.smk"
 
 
 rule all:

@@ -66,4 +66,5 @@ def final_outputs():
         f"{OUT}/report/clustering_pca.png",
         f"{OUT}/report/token_usage.png",
         f"{OUT}/report/summary.md",
+        f"{OUT}/sft",
     ]

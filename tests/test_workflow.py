@@ -134,3 +134,13 @@ def test_rerun_is_a_no_op(run):
     config = run.parent / "config.yaml"
     out = snakemake(run.parent, "--configfile", str(config), "--cores", "1", "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_instruction_data(run):
+    manifest = json.loads((run / "sft/manifest.json").read_text())
+    tokens = pd.read_parquet(run / "tokens.parquet")
+    rows = pd.concat([pd.read_parquet(p) for p in sorted((run / "sft/data").glob("*.parquet"))])
+    assert len(rows) == (tokens.function != "").sum()  # every protein with function text, once
+    assert set(rows.split) <= {"train", "validation", "test"} and rows.id.is_unique
+    assert manifest["codebook_sha256"] == Codebook.load(run / f"codebook/codebook_K{K}.npz").sha256
+    assert rows.iloc[0].prompt.startswith("Describe the function of this protein.\n<protein><aa:")

@@ -133,7 +133,8 @@ def prepare_inputs(
             if num_proteins is not None and n_kept >= num_proteins:
                 row(record, "not_selected", f"beyond num_proteins={num_proteins}", "not_selected", digest=digest, length=length)
                 continue
-            shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function))
+            shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function,
+                                         record.instruction))
             representative[digest] = (record.input_id, shard)
             n_kept += 1
             n_residues += length

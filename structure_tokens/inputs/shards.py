@@ -10,7 +10,7 @@ from typing import Iterable, Iterator
 
 from structure_tokens.atomic import atomic_output
 
-SHARD_COLUMNS = ("id", "sequence_hash", "length", "sequence", "aliases", "description", "function")
+SHARD_COLUMNS = ("id", "sequence_hash", "length", "sequence", "aliases", "description", "function", "instruction")
 ALIAS_SEPARATOR = ";"
 
 
@@ -24,6 +24,7 @@ class Protein:
     aliases: tuple[str, ...] = ()
     description: str = ""
     function: str = ""
+    instruction: str = ""
 
     @property
     def length(self) -> int:
@@ -43,7 +44,8 @@ def write_shard(path: str | os.PathLike, proteins: Iterable[Protein]) -> int:
         writer.writerow(SHARD_COLUMNS)
         for protein in proteins:
             writer.writerow([protein.id, protein.sequence_hash, protein.length, protein.sequence,
-                             ALIAS_SEPARATOR.join(protein.aliases), protein.description, protein.function])
+                             ALIAS_SEPARATOR.join(protein.aliases), protein.description, protein.function,
+                             protein.instruction])
             count += 1
     return count
 
@@ -59,12 +61,12 @@ def iter_shard(path: str | os.PathLike) -> Iterator[Protein]:
         for row_number, row in enumerate(reader, start=2):
             if len(row) != len(SHARD_COLUMNS):
                 raise ValueError(f"{path}: row {row_number} has {len(row)} columns, expected {len(SHARD_COLUMNS)}")
-            protein_id, sequence_hash, length, sequence, aliases, description, function = row
+            protein_id, sequence_hash, length, sequence, aliases, description, function, instruction = row
             if int(length) != len(sequence):
                 raise ValueError(f"{path}: row {row_number} ({protein_id}) says length {length} "
                                  f"but its sequence has {len(sequence)} residues")
             yield Protein(protein_id, sequence, sequence_hash,
-                          tuple(a for a in aliases.split(ALIAS_SEPARATOR) if a), description, function)
+                          tuple(a for a in aliases.split(ALIAS_SEPARATOR) if a), description, function, instruction)
 
 
 def read_shard(path: str | os.PathLike) -> list[Protein]:

@@ -28,6 +28,7 @@ PARQUET_SCHEMA = pa.schema([
     ("length", pa.int64()),
     ("structure_tokens", pa.list_(pa.uint16())),
     ("function", pa.string()),
+    ("instruction", pa.string()),
     ("n_unique_tokens", pa.int64()),
     ("shard", pa.string()),
 ])
@@ -123,6 +124,7 @@ def parquet_table(shard: str, aligned: list[tuple[Protein, np.ndarray, int]]) ->
         "length": [len(p.sequence) for p, _, _ in aligned],
         "structure_tokens": [tokens for _, tokens, _ in aligned],
         "function": [p.function for p, _, _ in aligned],
+        "instruction": [p.instruction for p, _, _ in aligned],
         "n_unique_tokens": [n for _, _, n in aligned],
         "shard": [shard] * len(aligned),
     }, schema=PARQUET_SCHEMA)

@@ -1,0 +1,139 @@
+"""``structure-tokens`` command line: tokenize, decode, extend a tokenizer, build SFT data (no Snakemake)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from structure_tokens.atomic import atomic_output
+from structure_tokens.finetune import DEFAULT_FRACTIONS, FORMATS, SPLIT_METHODS, FinetuneOptions
+
+
+def parse_fractions(text: str) -> dict[str, float]:
+    """``train=0.9,validation=0.05,test=0.05`` -> dict, in the given order."""
+    try:
+        return {name.strip(): float(value) for name, value in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"fractions {text!r} must look like train=0.9,validation=0.05,test=0.05")
+
+
+def embed_options(args: argparse.Namespace):
+    """Embedding options from ``--device``/``--layer``/``--long-policy`` (defaults of EmbedOptions otherwise)."""
+    from structure_tokens.embed.embedder import EmbedOptions
+
+    given = {"device": args.device, "layer": args.layer, "long_policy": args.long_policy}
+    return EmbedOptions(**{key: value for key, value in given.items() if value is not None})
+
+
+def run_tokenize(args: argparse.Namespace) -> None:
+    from structure_tokens.api import StructureTokenizer
+
+    tokenizer = StructureTokenizer.from_files(args.checkpoint, args.codebook, embed_options(args))
+    if args.fasta:
+        proteins = tokenizer.tokenize_fasta(args.fasta)
+    else:
+        proteins = tokenizer.tokenize(args.sequence)
+    with atomic_output(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for protein in proteins:
+            handle.write(json.dumps({"id": protein.id, "sequence": protein.sequence,
+                                     "structure_tokens": protein.structure_tokens.tolist(),
+                                     "text": tokenizer.render(protein, args.format)}) + "\n")
+    if args.vocab:
+        from structure_tokens.tokenize.llm import write_vocab
+
+        write_vocab(args.vocab, tokenizer.codebook.k, args.vocab_offset, tokenizer.codebook.sha256)
+    print(f"{len(proteins)} proteins -> {args.out}", file=sys.stderr)
+
+
+def run_decode(args: argparse.Namespace) -> None:
+    from structure_tokens.api import decode
+
+    vocab = json.loads(Path(args.vocab).read_text())
+    text = sys.stdin.read() if args.text == "-" else args.text
+    print(decode(text, vocab))
+
+
+def run_extend_tokenizer(args: argparse.Namespace) -> None:
+    from structure_tokens.hf_tokenizer import MAPPING_FILE, extend_and_save
+
+    mapping = extend_and_save(args.tokenizer, args.vocab, args.out, combined=args.combined)
+    print(f"{len(mapping.tokenizer_ids) + len(mapping.combined_tokens)} protein tokens; tokenizer and "
+          f"{MAPPING_FILE} -> {args.out}", file=sys.stderr)
+
+
+def run_finetune_data(args: argparse.Namespace) -> None:
+    from structure_tokens.finetune import write_finetune_data
+
+    options = FinetuneOptions(format=args.format, instruction=args.instruction, split_method=args.split_method,
+                              clusters_tsv=args.clusters, fractions=args.fractions, seed=args.seed,
+                              rows_per_shard=args.rows_per_shard, jsonl=not args.no_jsonl)
+    manifest = write_finetune_data(args.tokens, args.vocab, args.codebook, args.out, options)
+    print(json.dumps({split: info["examples"] for split, info in manifest["splits"].items()}), file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="structure-tokens", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tokenize = commands.add_parser("tokenize", help="structure tokens of new sequences (JSON lines)")
+    tokenize.add_argument("--checkpoint", required=True, help="fair-esm ESM-2 .pt checkpoint")
+    tokenize.add_argument("--codebook", required=True, help="codebook_K*.npz trained on that model")
+    source = tokenize.add_mutually_exclusive_group(required=True)
+    source.add_argument("--fasta", help="FASTA file (.gz allowed)")
+    source.add_argument("--sequence", action="append", help="a sequence (repeatable)")
+    tokenize.add_argument("--out", required=True, help="output .jsonl: id, sequence, structure_tokens, text")
+    tokenize.add_argument("--format", choices=FORMATS, default="interleaved", help="rendering of `text`")
+    tokenize.add_argument("--vocab", help="also write vocab.json here")
+    tokenize.add_argument("--vocab-offset", type=int, default=0)
+    tokenize.add_argument("--device", choices=("auto", "cuda", "cpu"))
+    tokenize.add_argument("--layer", type=int, help="must be the codebook's layer (default: the model's)")
+    tokenize.add_argument("--long-policy", choices=("windows", "truncate", "skip"))
+    tokenize.set_defaults(run=run_tokenize)
+
+    decode = commands.add_parser("decode", help="amino-acid sequence of an added-token stream")
+    decode.add_argument("--vocab", required=True, help="vocab.json")
+    decode.add_argument("text", help="text with <aa:M><S012>... tokens, or - for stdin")
+    decode.set_defaults(run=run_decode)
+
+    extend = commands.add_parser("extend-tokenizer", help="add protein tokens to a local HF tokenizer")
+    extend.add_argument("--tokenizer", required=True, help="folder of a saved transformers tokenizer")
+    extend.add_argument("--vocab", required=True, help="vocab.json")
+    extend.add_argument("--out", required=True, help="folder for the extended tokenizer and the mapping")
+    extend.add_argument("--combined", action="store_true", help="also add SaProt-style <M|S012> tokens (20*k)")
+    extend.set_defaults(run=run_extend_tokenizer)
+
+    finetune = commands.add_parser("finetune-data", help="SFT Parquet shards + manifest from tokens.parquet")
+    finetune.add_argument("--tokens", required=True, help="tokens.parquet")
+    finetune.add_argument("--vocab", required=True, help="vocab.json")
+    finetune.add_argument("--codebook", required=True, help="codebook_K*.npz")
+    finetune.add_argument("--out", required=True, help="output folder")
+    finetune.add_argument("--format", choices=FORMATS, default=FinetuneOptions.format)
+    finetune.add_argument("--instruction", default=FinetuneOptions.instruction,
+                          help="instruction for proteins whose source had none")
+    finetune.add_argument("--split-method", choices=SPLIT_METHODS, default=FinetuneOptions.split_method)
+    finetune.add_argument("--clusters", help="cluster TSV (representative, member) for --split-method clusters")
+    finetune.add_argument("--fractions", type=parse_fractions, default=dict(DEFAULT_FRACTIONS),
+                          help="e.g. train=0.9,validation=0.05,test=0.05")
+    finetune.add_argument("--seed", type=int, default=FinetuneOptions.seed)
+    finetune.add_argument("--rows-per-shard", type=int, default=FinetuneOptions.rows_per_shard)
+    finetune.add_argument("--no-jsonl", action="store_true", help="Parquet shards only")
+    finetune.set_defaults(run=run_finetune_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``structure-tokens``; errors are one line on stderr and exit status 1."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"structure-tokens {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

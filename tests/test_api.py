@@ -1,0 +1,111 @@
+"""Library API and CLI: tokenize new sequences with a tiny random ESM-2 and a matching codebook."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from structure_tokens.api import StructureTokenizer, decode, parse_stream
+from structure_tokens.cli import main
+from structure_tokens.codebook.kmeans import Codebook, assign
+from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.embedder import EmbedOptions, Embedder
+from structure_tokens.inputs.shards import Protein
+from structure_tokens.inputs.validate import sequence_hash
+from structure_tokens.tokenize.llm import build_vocab, interleave
+
+SEQUENCES = {"P1": "MKTAYIAKQRQISFVKSHFSRQ", "P2": "GSHMLEDPVDAF", "P3": "MNPQRSTVWYACDEFGHIKL"}
+
+
+@pytest.fixture(scope="module")
+def model_and_codebook(tiny_checkpoint, tmp_path_factory):
+    """The tiny model and a K=8 codebook whose centroids are 8 residue embeddings of P1 (positions 0..14, step 2)."""
+    model, alphabet, model_name = load_esm2(tiny_checkpoint)
+    options = EmbedOptions(device="cpu")
+    reference = Protein("P1", SEQUENCES["P1"], sequence_hash(SEQUENCES["P1"]))
+    [(_, embedding)] = list(Embedder(model, alphabet, options).embed([reference]))
+    centroids = embedding[0:16:2].astype(np.float32)
+    codebook_npz = tmp_path_factory.mktemp("codebook") / "codebook_K8.npz"
+    Codebook(centroids, model_name=model_name, layer=model.num_layers, seed=0, n_train=8).save(codebook_npz)
+    return {"checkpoint": tiny_checkpoint, "codebook": codebook_npz, "options": options, "embedding": embedding}
+
+
+@pytest.fixture(scope="module")
+def tokenizer(model_and_codebook):
+    return StructureTokenizer.from_files(model_and_codebook["checkpoint"], model_and_codebook["codebook"],
+                                         model_and_codebook["options"])
+
+
+def test_tokenize_assigns_nearest_centroids(tokenizer, model_and_codebook):
+    proteins = tokenizer.tokenize([("P1", SEQUENCES["P1"]), "gshml edpvdaf*", ("P3", SEQUENCES["P3"])])
+    assert [p.id for p in proteins] == ["P1", "seq1", "P3"]
+    assert proteins[1].sequence == SEQUENCES["P2"]
+    assert all(p.structure_tokens.dtype == np.uint16 and len(p.structure_tokens) == len(p.sequence)
+               for p in proteins)
+    np.testing.assert_array_equal(proteins[0].structure_tokens[0:16:2], np.arange(8))
+    np.testing.assert_array_equal(proteins[0].structure_tokens,
+                                  assign(model_and_codebook["embedding"], tokenizer.codebook.centroids))
+    assert tokenizer.vocab["codebook_sha256"] == tokenizer.codebook.sha256
+    strings, ids = tokenizer.interleave(proteins[2])
+    assert strings[:2] == ["M", f"S{proteins[2].structure_tokens[0]:03d}"] and decode(ids, tokenizer.vocab) == SEQUENCES["P3"]
+
+
+def test_fasta_and_sequences_give_the_same_tokens(tokenizer, tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">{pid} some protein\n{seq[:10]}\n{seq[10:]}\n" for pid, seq in SEQUENCES.items()))
+    from_fasta = tokenizer.tokenize_fasta(fasta)
+    from_tuples = tokenizer.tokenize(SEQUENCES.items())
+    assert [p.id for p in from_fasta] == list(SEQUENCES)
+    for a, b in zip(from_fasta, from_tuples):
+        assert a.sequence == b.sequence
+        np.testing.assert_array_equal(a.structure_tokens, b.structure_tokens)
+    fasta.write_text(">bad\nMKXA\n")
+    with pytest.raises(ValueError, match=r"in.fasta: protein bad .*unknown residue X at position 3"):
+        tokenizer.tokenize_fasta(fasta)
+
+
+def test_codebook_of_another_model_is_refused(model_and_codebook, tmp_path):
+    other = tmp_path / "other.npz"
+    Codebook(np.zeros((4, 16), dtype=np.float32), model_name="esm2_t6_8M_UR50D", layer=6, seed=0,
+             n_train=1).save(other)
+    with pytest.raises(ValueError, match="does not match the codebook") as error:
+        StructureTokenizer.from_files(model_and_codebook["checkpoint"], other, model_and_codebook["options"])
+    assert str(other) in str(error.value)
+
+
+@pytest.mark.parametrize("fmt", ["interleaved", "combined", "blocks"])
+def test_render_and_decode_round_trip(tokenizer, fmt):
+    [protein] = tokenizer.tokenize([("P3", SEQUENCES["P3"])])
+    text = tokenizer.render(protein, fmt)
+    assert text.startswith("<protein>") and text.endswith("</protein>")
+    assert parse_stream(f"Answer: {text} done", tokenizer.vocab) == (SEQUENCES["P3"], protein.structure_tokens.tolist())
+
+
+def test_decode_ids_and_vocabulary_strings():
+    vocab = build_vocab(16, vocab_offset=1000)
+    strings, ids = interleave("MKW", np.array([3, 15, 0], dtype=np.uint16), vocab)
+    assert strings == ["M", "S003", "K", "S015", "W", "S000"]
+    assert decode(ids, vocab) == decode(strings, vocab) == "MKW"
+    assert parse_stream([vocab["token_to_id"]["<protein>"], *ids], vocab) == ("MKW", [3, 15, 0])
+    with pytest.raises(ValueError, match="id 5 is not in the vocabulary"):
+        decode([5], vocab)
+    with pytest.raises(ValueError, match="not a structure token of this vocabulary"):
+        decode("<aa:M><S020>", vocab)
+
+
+def test_cli_tokenize_and_decode(model_and_codebook, tmp_path, capsys):
+    out = tmp_path / "tokens.jsonl"
+    assert main(["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]),
+                 "--codebook", str(model_and_codebook["codebook"]), "--device", "cpu",
+                 "--sequence", SEQUENCES["P1"], "--sequence", SEQUENCES["P2"], "--format", "blocks",
+                 "--out", str(out), "--vocab", str(tmp_path / "vocab.json")]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["sequence"] for row in rows] == [SEQUENCES["P1"], SEQUENCES["P2"]]
+    assert rows[0]["structure_tokens"][0:16:2] == list(range(8))
+    assert main(["decode", "--vocab", str(tmp_path / "vocab.json"), rows[1]["text"]]) == 0
+    assert capsys.readouterr().out.strip() == SEQUENCES["P2"]
+    assert main(["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]),
+                 "--codebook", str(model_and_codebook["codebook"]), "--sequence", "MK1", "--out", str(out)]) == 1
+    assert "invalid character '1' at position 3" in capsys.readouterr().err

@@ -1,0 +1,199 @@
+"""Instruction-tuning data: rendering formats, leak-free splits, Parquet shards and manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from structure_tokens.cli import main
+from structure_tokens.codebook.kmeans import Codebook
+from structure_tokens.finetune import (FinetuneOptions, render_protein, split_of, verify_finetune_data,
+                                       write_finetune_data)
+from structure_tokens.hf_tokenizer import protein_token_strings
+from structure_tokens.tokenize.llm import PARQUET_SCHEMA, build_vocab, write_vocab
+
+K = 8
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def random_sequence(rng: np.random.Generator, length: int) -> str:
+    return "".join(rng.choice(list(AMINO_ACIDS), size=length))
+
+
+@pytest.fixture
+def pipeline_outputs(tmp_path):
+    """``tokens.parquet`` (2 row groups, 60 proteins; every 10th without function), vocab and codebook."""
+    rng = np.random.default_rng(0)
+    codebook = Codebook(rng.normal(size=(K, 4)).astype(np.float32), model_name="esm2_t6_8M_UR50D",
+                        layer=6, seed=0, n_train=100)
+    codebook.save(tmp_path / "codebook.npz")
+    write_vocab(tmp_path / "vocab.json", K, 100, codebook.sha256)
+    with pq.ParquetWriter(tmp_path / "tokens.parquet", PARQUET_SCHEMA) as writer:
+        for shard in range(2):
+            rows = []
+            for i in range(30):
+                number = shard * 30 + i
+                sequence = random_sequence(rng, int(rng.integers(3, 12)))
+                rows.append({"id": f"P{number:03d}", "aliases": [f"dup{number}"] if number % 7 == 0 else [],
+                             "sequence": sequence, "length": len(sequence),
+                             "structure_tokens": rng.integers(0, K, size=len(sequence)).tolist(),
+                             "function": "" if number % 10 == 0 else f"Function of P{number:03d}.",
+                             "n_unique_tokens": 0, "shard": f"shard_{shard:05d}"})
+            writer.write_table(pa.Table.from_pylist(rows, schema=PARQUET_SCHEMA))
+    return {"tokens": tmp_path / "tokens.parquet", "vocab": tmp_path / "vocab.json",
+            "codebook": tmp_path / "codebook.npz", "sha256": codebook.sha256}
+
+
+def test_render_formats():
+    vocab = build_vocab(16)
+    assert render_protein("MK", [12, 3], vocab, "interleaved") == "<protein><aa:M><S012><aa:K><S003></protein>"
+    assert render_protein("MK", [12, 3], vocab, "combined") == "<protein><M|S012><K|S003></protein>"
+    assert render_protein("MK", [12, 3], vocab, "blocks") == "<protein><aa:M><aa:K><S012><S003></protein>"
+    assert protein_token_strings("Is <protein><aa:M><S012></protein> an enzyme?") == [
+        "<protein>", "<aa:M>", "<S012>", "</protein>"]
+    with pytest.raises(ValueError, match="length 2 has 1 structure tokens"):
+        render_protein("MK", [1], vocab, "interleaved")
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        render_protein("MK", [1, 16], vocab, "interleaved")
+    with pytest.raises(ValueError, match=r"\['X'\]"):
+        render_protein("MX", [1, 2], vocab, "blocks")
+
+
+def test_split_of_is_deterministic_and_follows_fractions():
+    fractions = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    splits = [split_of(f"sequence:{i}", 0, fractions) for i in range(5000)]
+    assert splits == [split_of(f"sequence:{i}", 0, fractions) for i in range(5000)]
+    counts = {name: splits.count(name) / len(splits) for name in fractions}
+    assert all(abs(counts[name] - fraction) < 0.02 for name, fraction in fractions.items())
+    assert splits != [split_of(f"sequence:{i}", 1, fractions) for i in range(5000)]
+    assert {split_of(f"sequence:{i}", 0, {"train": 1.0, "test": 0.0}) for i in range(200)} == {"train"}
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="sum to 1"):
+        FinetuneOptions(fractions={"train": 0.9, "test": 0.2})
+    with pytest.raises(ValueError, match="format 'saprot'"):
+        FinetuneOptions(format="saprot")
+    with pytest.raises(ValueError, match="needs clusters_tsv"):
+        FinetuneOptions(split_method="clusters")
+
+
+def test_sft_shards_manifest_and_load_dataset(pipeline_outputs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "sft"
+    options = FinetuneOptions(format="interleaved", rows_per_shard=20, seed=3)
+    manifest = write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"],
+                                   pipeline_outputs["codebook"], out, options)
+    assert manifest["counts"] == {"proteins_read": 60, "without_target": 6, "examples": 54}
+    assert manifest["codebook_sha256"] == pipeline_outputs["sha256"]
+    assert manifest["model_name"] == "esm2_t6_8M_UR50D" and manifest["vocab_offset"] == 100
+    assert sum(info["examples"] for info in manifest["splits"].values()) == 54
+    train_files = manifest["splits"]["train"]["files"]
+    assert len(train_files) >= 2 and all(f["rows"] <= 20 for f in train_files)
+
+    loaded = datasets.load_dataset("parquet", data_dir=str(out / "data"))
+    assert {name: loaded[name].num_rows for name in loaded} == {
+        name: info["examples"] for name, info in manifest["splits"].items() if info["examples"]}
+    tokens = pq.read_table(pipeline_outputs["tokens"]).to_pylist()
+    by_id = {row["id"]: row for row in tokens}
+    for name in loaded:
+        for example in loaded[name]:
+            source = by_id[example["id"]]
+            assert example["split"] == name and example["completion"] == source["function"]
+            assert example["instruction"] == options.instruction
+            assert example["prompt"] == f"{options.instruction}\n{example['protein']}\n"
+            strings = protein_token_strings(example["protein"])
+            assert "".join(s[4] for s in strings if s.startswith("<aa:")) == source["sequence"]
+            assert [int(s[2:-1]) for s in strings if s.startswith("<S")] == source["structure_tokens"]
+            assert example["n_residues"] == len(source["sequence"])
+    jsonl_rows = [json.loads(line) for line in (out / "jsonl" / "train.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in jsonl_rows] == loaded["train"]["id"]
+    assert verify_finetune_data(out, codebook_sha256=pipeline_outputs["sha256"])["format"] == "interleaved"
+
+
+def test_identical_sequences_share_a_split_and_instructions_are_kept(tmp_path, pipeline_outputs):
+    """Duplicated sequences (e.g. two runs' tables concatenated) never straddle splits."""
+    table = pq.read_table(pipeline_outputs["tokens"])
+    doubled = pa.concat_tables([table, table.set_column(0, "id", pa.array([f"{i}_copy" for i in table["id"].to_pylist()]))])
+    instructions = [f"Question {i}?" if i % 2 else "" for i in range(len(doubled))]
+    pq.write_table(doubled.append_column("instruction", pa.array(instructions)), tmp_path / "doubled.parquet")
+    out = tmp_path / "sft"
+    write_finetune_data(tmp_path / "doubled.parquet", pipeline_outputs["vocab"], pipeline_outputs["codebook"],
+                        out, FinetuneOptions(format="blocks", fractions={"train": 0.5, "test": 0.5}, jsonl=False))
+    rows = pq.read_table(out / "data").to_pylist()
+    split_by_id = {row["id"]: row["split"] for row in rows}
+    assert {split_by_id[i] == split_by_id[f"{i}_copy"] for i in table["id"].to_pylist() if i in split_by_id} == {True}
+    assert {row["split"] for row in rows} == {"train", "test"}
+    for row in rows:
+        index = doubled["id"].to_pylist().index(row["id"])
+        assert row["instruction"] == (instructions[index] or FinetuneOptions().instruction)
+    assert not (out / "jsonl").exists()
+
+
+def test_cluster_splits_keep_clusters_together(tmp_path, pipeline_outputs):
+    ids = pq.read_table(pipeline_outputs["tokens"])["id"].to_pylist()
+    clusters = tmp_path / "clusters.tsv"
+    clusters.write_text("".join(f"{ids[i - i % 5]}\t{ids[i]}\n" for i in range(len(ids))))
+    out = tmp_path / "sft"
+    manifest = write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"], pipeline_outputs["codebook"],
+                                   out, FinetuneOptions(split_method="clusters", clusters_tsv=str(clusters),
+                                                        format="combined", fractions={"train": 0.5, "test": 0.5}))
+    split_by_id = {row["id"]: row["split"] for row in pq.read_table(out / "data").to_pylist()}
+    for start in range(0, len(ids), 5):
+        assert len({split_by_id[i] for i in ids[start:start + 5] if i in split_by_id}) == 1
+    assert sum(info["groups"] for info in manifest["splits"].values()) == 12
+
+    clusters.write_text(f"{ids[0]}\t{ids[0]}\n")
+    with pytest.raises(ValueError, match=f"protein {ids[1]} .* is in no cluster"):
+        write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"], pipeline_outputs["codebook"],
+                            out, FinetuneOptions(split_method="clusters", clusters_tsv=str(clusters)))
+
+
+def test_manifest_catches_changed_files_and_wrong_codebook(tmp_path, pipeline_outputs):
+    out = tmp_path / "sft"
+    manifest = write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"],
+                                   pipeline_outputs["codebook"], out, FinetuneOptions(jsonl=False))
+    with pytest.raises(ValueError, match="codebook_sha256"):
+        verify_finetune_data(out, codebook_sha256="0" * 64)
+    first = out / manifest["splits"]["train"]["files"][0]["path"]
+    pq.write_table(pq.read_table(first).slice(1), first)
+    with pytest.raises(ValueError, match="missing or changed"):
+        verify_finetune_data(out)
+    other = Codebook(np.zeros((K, 4), dtype=np.float32), model_name="m", layer=1, seed=0, n_train=1)
+    other.save(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match="was written for codebook"):
+        write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"], tmp_path / "other.npz", out)
+
+
+def test_cli_finetune_data(tmp_path, pipeline_outputs, capsys):
+    args = ["finetune-data", "--tokens", str(pipeline_outputs["tokens"]), "--vocab", str(pipeline_outputs["vocab"]),
+            "--codebook", str(pipeline_outputs["codebook"]), "--out", str(tmp_path / "sft"), "--format", "combined",
+            "--fractions", "train=0.5,test=0.5", "--no-jsonl"]
+    assert main(args) == 0
+    manifest = json.loads((tmp_path / "sft" / "manifest.json").read_text())
+    assert manifest["format"] == "combined" and set(manifest["splits"]) == {"train", "test"}
+    assert json.loads(capsys.readouterr().err) == {s: i["examples"] for s, i in manifest["splits"].items()}
+    assert main(args[:-3] + ["--fractions", "train=0.5,test=0.6"]) == 1
+    assert "must be >= 0 and sum to 1" in capsys.readouterr().err
+
+
+def test_readme_example_runs_offline(tmp_path, monkeypatch, capsys):
+    """The "Minimal example" of docs/finetune.md, executed as written."""
+    pytest.importorskip("transformers")
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "finetune.md").read_text()
+    example = re.search(r"### Minimal example.*?```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "docs/finetune.md", "exec"), {"__name__": "readme_example"})
+    assert re.fullmatch(r"batch \(2, \d+\), loss \d+\.\d+, 39 protein tokens mapped\n", capsys.readouterr().out)
