@@ -1,6 +1,14 @@
 """Paths, shard discovery and config helpers shared by every rule."""
 
 import json
+import sys
+
+from snakemake.logging import logger
+
+sys.path.insert(0, workflow.basedir)  # the pipeline package of this checkout
+
+from structure_tokens.embed.store import is_complete as embeddings_complete
+from structure_tokens.tokenize.assign import is_complete as tokens_complete
 
 OUT = config["output_dir"]
 K = config["codebook"]["k"]
@@ -45,9 +53,22 @@ def embedded_shard_ids():
     return shard_ids() if KEEP_EMBEDDINGS else train_shard_ids()
 
 
-def per_shard(pattern, shards=shard_ids):
-    """Input function: `pattern` expanded over `shards()` (default: every shard)."""
-    return lambda wildcards: expand(pattern, shard=shards())
+def per_shard(pattern, shards=shard_ids, complete=None):
+    """Input function: `pattern` expanded over `shards()` (default: every shard).
+
+    With `complete` (a file check), an existing file that fails it (truncated, corrupt, left by
+    a crash or a copy) is deleted, so Snakemake rebuilds it instead of trusting it.
+    """
+
+    def paths(wildcards):
+        expanded = expand(pattern, shard=shards())
+        for path in expanded:
+            if complete and os.path.exists(path) and not complete(path):
+                logger.warning(f"{path} is incomplete or corrupt: removing it so that it is rebuilt")
+                os.remove(path)
+        return expanded
+
+    return paths
 
 
 def embeddings_output(path):

@@ -1,8 +1,8 @@
 rule report:
     """Figures and a readable summary of the run."""
     input:
-        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids),
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
+        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids, embeddings_complete),
+        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", complete=tokens_complete),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         summary=f"{OUT}/codebook_summary_K{K}.json",
         training=f"{OUT}/codebook/training_K{K}.json",
@@ -16,6 +16,8 @@ rule report:
         seed=config["codebook"]["seed"],
     log:
         f"{OUT}/logs/report.log",
+    benchmark:
+        f"{OUT}/benchmarks/report.tsv"
     resources:
         mem_mb=4000,
         runtime=30,

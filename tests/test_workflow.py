@@ -144,3 +144,17 @@ def test_instruction_data(run):
     assert set(rows.split) <= {"train", "validation", "test"} and rows.id.is_unique
     assert manifest["codebook_sha256"] == Codebook.load(run / f"codebook/codebook_K{K}.npz").sha256
     assert rows.iloc[0].prompt.startswith("Describe the function of this protein.\n<protein><aa:")
+
+
+def test_corrupt_shard_files_are_rebuilt(run):
+    """A truncated embeddings file and a garbage tokens file are detected, never accepted."""
+    before = pd.read_parquet(run / "tokens.parquet")
+    embeddings, tokens = run / "embeddings/shard_00001.h5", run / "tokens/shard_00002.h5"
+    embeddings.write_bytes(embeddings.read_bytes()[: embeddings.stat().st_size // 2])
+    tokens.write_bytes(b"not an HDF5 file")
+    config = run.parent / "config.yaml"
+    out = snakemake(run.parent, "--configfile", str(config), "--cores", "2")
+    log = out.stdout + out.stderr
+    assert "shard_00001.h5 is incomplete or corrupt" in log and "shard_00002.h5 is incomplete or corrupt" in log
+    assert is_complete(embeddings)
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "tokens.parquet"), before)

@@ -62,6 +62,15 @@ class TokenShard:
         self.close()
 
 
+def is_complete(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a readable, self-consistent tokens file."""
+    try:
+        with TokenShard(path):
+            return True
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def check_codebook_matches(embedding_h5: str | os.PathLike, shard: EmbeddingShard,
                            codebook_npz: str | os.PathLike, codebook: Codebook) -> None:
     """Fail unless the shard's model, layer and dim are those the codebook was trained on."""
