@@ -32,6 +32,7 @@ def run_prepare(records, tmp_path, **options):
     ("MKU", "reject", None, "non-standard residue U at position 3"),
     ("MKXA", "map", None, "unknown residue X at position 3"),
     ("MK-A", "map", None, "invalid character '-' at position 3"),
+    ("mkßa", "map", None, "invalid character 'ß' at position 3"),
     ("  *", "map", None, "empty sequence"),
     (None, "map", None, "record has no sequence"),
 ])
@@ -43,7 +44,8 @@ def test_clean_sequence_policy(raw, policy, expected, reason):
 def test_ids_must_be_safe_keys():
     assert check_id("sp|P12345|NAME_HUMAN") == ""
     assert "unsafe id 'a/b'" in check_id("a/b")
-    assert check_id("") and check_id("x" * 200) and check_id("has space")
+    assert check_id("") == "empty id"
+    assert check_id("x" * 200) and check_id("has space") and check_id("trailing_newline\n")
 
 
 def test_fasta_reader_and_malformed_file():
@@ -53,6 +55,45 @@ def test_fasta_reader_and_malformed_file():
     assert records[5].sequence is None  # header without sequence lines
     with pytest.raises(ValueError, match=r"bad\.fasta: line 1: sequence data before the first '>'"):
         list(read_fasta(FIXTURES / "bad.fasta"))
+
+
+def test_fasta_headers_gzip_and_empty_header(tmp_path):
+    fasta = tmp_path / "in.fasta.gz"
+    with gzip.open(fasta, "wt") as handle:
+        handle.write(">tr|A0A000|X_YEAST\tSome name OS=Yeast\nMKV\n>\nMAA\n>plain\nMCC\n")
+    records = list(read_fasta(fasta))
+    assert [(r.input_id, r.description, r.sequence) for r in records] == [
+        ("A0A000", "Some name OS=Yeast", "MKV"), ("", "", "MAA"), ("plain", "", "MCC")]
+    summary, manifest = run_prepare(iter(records), tmp_path / "out")
+    assert manifest.loc["", "reason"] == "empty id"
+    assert summary["reason_counts"] == {"unsafe_id": 1}
+
+
+def test_uniprot_parse_error_names_file_and_entry(tmp_path):
+    with gzip.open(FIXTURES.parents[2] / "structure_tokens" / "data" / "demo_swissprot.dat.gz", "rt") as handle:
+        first_entry = handle.read().split("//\n")[0] + "//\n"
+    broken = tmp_path / "broken.dat"
+    broken.write_text(first_entry + first_entry.replace("ID   ", "XX   ", 1))
+    with pytest.raises(ValueError, match=r"broken\.dat: cannot parse UniProt entry number 2"):
+        list(read_uniprot(broken))
+
+
+@pytest.mark.parametrize("output", [
+    "The determined function(s) of the protein include(s): Binds ATP.",
+    "the predicted function of this protein includes:Binds ATP.",
+    "The function of the protein is: Binds ATP.",
+    "Binds ATP.",
+])
+def test_proteinlmbench_function_prefix_is_stripped(output, tmp_path):
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([{"instruction": "", "input": "<seq>MKV</seq>", "output": output, "id": "Q1"}]))
+    [record] = read_proteinlmbench(export)
+    assert (record.input_id, record.sequence, record.function) == ("Q1", "MKV", "Binds ATP.")
+
+
+def test_proteinlmbench_unsupported_file(tmp_path):
+    with pytest.raises(ValueError, match=r"export\.csv: unsupported ProteinLMBench file"):
+        next(read_proteinlmbench(tmp_path / "export.csv"))
 
 
 def test_prepare_accounts_for_every_record(tmp_path):
@@ -83,6 +124,28 @@ def test_aliases_reach_shards_already_written(tmp_path):
     assert summary["shards"] == ["shard_00000", "shard_00001", "shard_00002"]
     assert read_shard(tmp_path / "out/shards/shard_00000.tsv")[0].aliases == ("d",)
     assert manifest.loc["d", "protein_id"] == "a" and manifest.loc["d", "shard"] == "shard_00000"
+
+
+def test_every_id_of_a_sequence_is_kept_as_alias(tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMAAA\n>b\nmaaa*\n>c\nMCCC\n>d\nMCCC\n>e\nM A A A\n")
+    summary, manifest = run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1)
+    proteins = [p for shard in summary["shards"] for p in read_shard(tmp_path / "out/shards" / f"{shard}.tsv")]
+    assert [(p.id, p.aliases) for p in proteins] == [("a", ("b", "e")), ("c", ("d",))]
+    assert list(manifest.status) == ["kept", "duplicate_sequence", "kept", "duplicate_sequence", "duplicate_sequence"]
+    assert list(manifest.protein_id) == ["a", "a", "c", "c", "a"]
+    assert manifest.loc["e", "reason"] == "same sequence as a"
+
+
+def test_reject_policy_and_stale_shards_removed(tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMAAA\n>b\nMUAA\n>c\nMCCC\n")
+    run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1)
+    assert sorted(p.name for p in (tmp_path / "out/shards").iterdir()) == [f"shard_0000{i}.tsv" for i in range(3)]
+    summary, manifest = run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1, nonstandard="reject")
+    assert manifest.loc["b", "reason"] == "non-standard residue U at position 2"
+    assert summary["shards"] == ["shard_00000", "shard_00001"]
+    assert sorted(p.name for p in (tmp_path / "out/shards").iterdir()) == ["shard_00000.tsv", "shard_00001.tsv"]
 
 
 def test_num_proteins_and_max_length(tmp_path):

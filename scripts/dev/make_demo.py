@@ -10,14 +10,18 @@ import gzip
 import sys
 from pathlib import Path
 
+from structure_tokens.atomic import atomic_output
+
 KEPT_LINE_TYPES = ("ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//")
 OUT = Path(__file__).resolve().parents[2] / "structure_tokens" / "data" / "demo_swissprot.dat.gz"
 
 
 def main(source: str) -> None:
     lines = [line for line in Path(source).read_text().splitlines(keepends=True) if line[:2] in KEPT_LINE_TYPES]
-    with gzip.GzipFile(OUT, "wb", compresslevel=9, mtime=0) as handle:
-        handle.write("".join(lines).encode())
+    with atomic_output(OUT) as tmp, open(tmp, "wb") as raw:
+        # a fixed name and mtime=0 keep the gzip header, and so the file, reproducible
+        with gzip.GzipFile(filename=OUT.name, mode="wb", fileobj=raw, compresslevel=9, mtime=0) as handle:
+            handle.write("".join(lines).encode())
     print(f"{OUT}: {sum(line.startswith('//') for line in lines)} entries")
 
 

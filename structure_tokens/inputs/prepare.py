@@ -22,18 +22,25 @@ log = logging.getLogger(__name__)
 
 
 class _Sharder:
-    """Writes kept proteins to shard files as each shard fills; patches aliases in at the end."""
+    """Writes kept proteins to shard files as each shard fills; patches aliases in at the end.
+
+    Only the current shard and the aliases of duplicated sequences are held in memory; a shard
+    whose proteins gained aliases after it was written is read back and rewritten once, at the end.
+    """
 
     def __init__(self, shards_dir: Path, shard_size: int):
         self.dir, self.size = shards_dir, shard_size
         self.buffer: list[Protein] = []
         self.names: list[str] = []
         self.aliases: dict[str, list[str]] = {}  # representative id -> later ids, duplicates only
-        self.shard_of_alias_owner: dict[str, int] = {}
+        self.shards_with_new_aliases: set[str] = set()
 
     @property
     def current(self) -> str:
         return shard_name(len(self.names))
+
+    def path(self, name: str) -> Path:
+        return self.dir / f"{name}.tsv"
 
     def add(self, protein: Protein) -> str:
         shard = self.current
@@ -44,21 +51,24 @@ class _Sharder:
 
     def add_alias(self, owner: str, owner_shard: str, alias: str) -> None:
         self.aliases.setdefault(owner, []).append(alias)
-        self.shard_of_alias_owner[owner] = int(owner_shard.removeprefix("shard_"))
+        self.shards_with_new_aliases.add(owner_shard)
 
     def flush(self) -> None:
         if self.buffer:
-            write_shard(self.dir / f"{self.current}.tsv", self.buffer)
+            write_shard(self.path(self.current), self.buffer)
             self.names.append(self.current)
             self.buffer = []
 
     def finish(self) -> list[str]:
-        """Write the last shard, then rewrite the shards whose proteins gained aliases."""
+        """Write the last shard, add the aliases, remove shard files left by an earlier run."""
         self.flush()
-        for index in sorted(set(self.shard_of_alias_owner.values())):
-            path = self.dir / f"{shard_name(index)}.tsv"
-            proteins = [replace(p, aliases=p.aliases + tuple(self.aliases.get(p.id, ()))) for p in read_shard(path)]
-            write_shard(path, proteins)
+        for name in sorted(self.shards_with_new_aliases):
+            proteins = [replace(p, aliases=p.aliases + tuple(self.aliases.get(p.id, ())))
+                        for p in read_shard(self.path(name))]
+            write_shard(self.path(name), proteins)
+        for stale in sorted(set(self.dir.glob("shard_*.tsv")) - {self.path(name) for name in self.names}):
+            log.info("removing %s, left by an earlier run", stale)
+            stale.unlink()
         return self.names
 
 

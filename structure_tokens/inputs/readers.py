@@ -35,18 +35,18 @@ def open_text(path: str | os.PathLike) -> IO[str]:
 
 
 def read_fasta(path: str | os.PathLike) -> Iterator[InputRecord]:
-    """FASTA records; the id is the accession of UniProt headers, else the first header word."""
+    """FASTA records (plain or .gz): id = first header word (the accession of ``sp|``/``tr|`` headers),
+    description = the rest of the header."""
     source = str(path)
     header: str | None = None
     lines: list[str] = []
     index = 0
 
     def record() -> InputRecord:
-        words = header.split(maxsplit=1)
-        first = words[0] if words else ""
+        first, rest = (header.split(maxsplit=1) + ["", ""])[:2]
         uniprot = UNIPROT_HEADER.match(first)
         return InputRecord(source, index, uniprot.group(1) if uniprot else first,
-                           "".join(lines) if lines else None, header.strip())
+                           "".join(lines) if lines else None, rest.strip())
 
     with open_text(path) as handle:
         for line_number, line in enumerate(handle, start=1):

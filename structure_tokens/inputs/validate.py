@@ -31,7 +31,9 @@ def sequence_hash(sequence: str) -> str:
 
 def check_id(input_id: str) -> str:
     """Empty string when ``input_id`` is safe as a key, else the reason it is not."""
-    if SAFE_ID.match(input_id):
+    if not input_id:
+        return "empty id"
+    if SAFE_ID.fullmatch(input_id):
         return ""
     return f"unsafe id {input_id!r} (allowed: {SAFE_ID.pattern})"
 
@@ -42,7 +44,11 @@ def clean_sequence(raw: str | None, nonstandard: str = "map") -> Validated:
         raise ValueError(f"nonstandard_residues must be one of {NONSTANDARD_POLICIES}, got {nonstandard!r}")
     if raw is None:
         return Validated(None, "record has no sequence", "no_sequence")
-    sequence = _WHITESPACE.sub("", raw).upper()
+    sequence = _WHITESPACE.sub("", raw)
+    if not sequence.isascii():  # str.upper() would turn e.g. 'ß' into 'SS'
+        position, character = next((i, c) for i, c in enumerate(sequence, start=1) if not c.isascii())
+        return Validated(None, f"invalid character {character!r} at position {position}", "invalid_character")
+    sequence = sequence.upper()
     if sequence.endswith("*"):
         sequence = sequence[:-1]
     if not sequence:
