@@ -16,6 +16,9 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 
+report: "docs/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/prepare.smk"
 include: "rules/embed.smk"
@@ -23,6 +26,7 @@ include: "rules/codebook.smk"
 include: "rules/tokenize.smk"
 include: "rules/report.smk"
 include: "rules/finetune.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:

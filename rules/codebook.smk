@@ -1,7 +1,7 @@
 rule train_codebook:
     """k-means codebook on a bounded, seeded residue sample of every shard."""
     input:
-        per_shard(f"{OUT}/embeddings/{SHARD}.h5", train_shard_ids, embeddings_complete),
+        per_shard(f"{OUT}/embeddings/{SHARD}.h5", train_shard_ids),
     output:
         codebook=protected(f"{OUT}/codebook/codebook_K{K}.npz"),
         training=f"{OUT}/codebook/training_K{K}.json",
@@ -24,7 +24,7 @@ rule train_codebook:
 rule codebook_summary:
     """Codebook quality on every tokenized residue (utilization, perplexity, dead codes, errors)."""
     input:
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", complete=tokens_complete),
+        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         training=f"{OUT}/codebook/training_K{K}.json",
     output:

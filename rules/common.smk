@@ -1,5 +1,6 @@
 """Paths, shard discovery and config helpers shared by every rule."""
 
+import glob
 import json
 import sys
 
@@ -53,27 +54,50 @@ def embedded_shard_ids():
     return shard_ids() if KEEP_EMBEDDINGS else train_shard_ids()
 
 
-def per_shard(pattern, shards=shard_ids, complete=None):
-    """Input function: `pattern` expanded over `shards()` (default: every shard).
+def per_shard(pattern, shards=shard_ids):
+    """Input function: `pattern` expanded over `shards()` (default: every shard)."""
+    return lambda wildcards: expand(pattern, shard=shards())
 
-    With `complete` (a file check), an existing file that fails it (truncated, corrupt, left by
-    a crash or a copy) is deleted, so Snakemake rebuilds it instead of trusting it.
+
+def remove_corrupt_shard_files():
+    """Delete shard HDF5 files that fail their completeness check, so that they are rebuilt.
+
+    Outputs are renamed into place only when complete, so this catches files damaged later (a
+    bad copy, a full disk, manual edits). The tokens made from a removed embeddings file go too:
+    that is what makes Snakemake rebuild the embeddings. Runs in the main Snakemake process.
     """
+    for path in sorted(glob.glob(os.path.join(OUT, "embeddings", "shard_*.h5"))):
+        if not embeddings_complete(path):
+            logger.warning(f"{path} is incomplete or corrupt: removing it and its tokens so that both are rebuilt")
+            os.remove(path)
+            tokens = os.path.join(OUT, "tokens", os.path.basename(path))
+            if os.path.exists(tokens):
+                os.remove(tokens)
+    for path in sorted(glob.glob(os.path.join(OUT, "tokens", "shard_*.h5"))):
+        if not tokens_complete(path):
+            logger.warning(f"{path} is incomplete or corrupt: removing it so that it is rebuilt")
+            os.remove(path)
 
-    def paths(wildcards):
-        expanded = expand(pattern, shard=shards())
-        for path in expanded:
-            if complete and os.path.exists(path) and not complete(path):
-                logger.warning(f"{path} is incomplete or corrupt: removing it so that it is rebuilt")
-                os.remove(path)
-        return expanded
 
-    return paths
+if workflow.is_main_process and not workflow.dryrun:
+    remove_corrupt_shard_files()
 
 
 def embeddings_output(path):
     """Embeddings are a kept output, or `temp()` when `keep_embeddings: false`."""
     return path if KEEP_EMBEDDINGS else temp(path)
+
+
+def evaluation_outputs():
+    """Held-out codebook metrics (when proteins are held out) and, with `evaluation.structures`,
+    the agreement of tokens with real structures."""
+    outputs = []
+    if config["codebook"]["holdout_fraction"] > 0:
+        outputs += [f"{OUT}/evaluation/heldout_metrics_K{K}.{ext}" for ext in ("json", "tsv", "html")]
+    if config["evaluation"]["structures"]:
+        outputs += [f"{OUT}/evaluation/structures/agreement_K{K}.{ext}" for ext in ("tsv", "json", "html")]
+        outputs.append(f"{OUT}/evaluation/structures/token_tracks_K{K}.png")
+    return outputs
 
 
 def final_outputs():
@@ -88,4 +112,5 @@ def final_outputs():
         f"{OUT}/report/token_usage.png",
         f"{OUT}/report/summary.md",
         f"{OUT}/sft",
+        *evaluation_outputs(),
     ]

@@ -12,6 +12,7 @@ checkpoint prepare:
         min_length=config["min_length"],
         max_length=config["max_length"],
         nonstandard=config["nonstandard_residues"],
+        long_policy=config["model"]["long_policy"],
         shard_size=config["shard_size"],
     log:
         f"{OUT}/logs/prepare.log",

@@ -1,15 +1,25 @@
 rule report:
     """Figures and a readable summary of the run."""
     input:
-        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids, embeddings_complete),
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", complete=tokens_complete),
+        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids),
+        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         summary=f"{OUT}/codebook_summary_K{K}.json",
         training=f"{OUT}/codebook/training_K{K}.json",
         prepared=f"{OUT}/prepared/prepare_summary.json",
     output:
-        pca=f"{OUT}/report/clustering_pca.png",
-        usage=f"{OUT}/report/token_usage.png",
+        pca=report(
+            f"{OUT}/report/clustering_pca.png",
+            caption="../docs/report/clustering_pca.rst",
+            category="1. Codebook",
+            labels={"figure": "PCA of residues by token"},
+        ),
+        usage=report(
+            f"{OUT}/report/token_usage.png",
+            caption="../docs/report/token_usage.rst",
+            category="1. Codebook",
+            labels={"figure": "code usage"},
+        ),
         summary=f"{OUT}/report/summary.md",
     params:
         pca_residues=config["report"]["pca_residues"],

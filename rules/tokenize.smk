@@ -54,7 +54,7 @@ rule llm_outputs:
     """Tokens table, vocabulary and interleaved amino-acid/structure streams for LLM training."""
     input:
         shards=per_shard(f"{OUT}/prepared/shards/{SHARD}.tsv"),
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", complete=tokens_complete),
+        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
     output:
         parquet=f"{OUT}/tokens.parquet",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint
 
@@ -24,3 +27,22 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run this checkout's workflow in ``workdir``; fail the calling test with its output on error."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-10000:]}")
+    return result
+
+
+def write_test_config(workdir: Path, checkpoint: Path, **overrides) -> Path:
+    """``tests/data/workflow_config.yaml`` with the tiny checkpoint and top-level ``overrides``."""
+    config = yaml.safe_load((REPO / "tests/data/workflow_config.yaml").read_text())
+    config["model"]["checkpoint"] = str(checkpoint)
+    config.update(overrides)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -228,3 +228,16 @@ def test_real_uniprot_and_fasta_files(shared_data, tmp_path):
     summary, manifest = run_prepare(iter(records), tmp_path, shard_size=500)
     assert len(manifest) == 2000 and summary["n_shards"] == -(-summary["n_proteins"] // 500)
     assert json.loads((tmp_path / "summary.json").read_text())["shards"] == summary["shards"]
+
+
+@pytest.mark.parametrize("policy, status, length", [("windows", "kept", 1100), ("truncate", "kept", 1022),
+                                                     ("skip", "skipped", 1100)])
+def test_long_policy_is_applied_when_sharding(policy, status, length, tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">long\n" + "M" + "A" * 1099 + "\n>short\nMKV\n")
+    _, manifest = run_prepare(read_fasta(fasta), tmp_path / "out", long_policy=policy)
+    assert manifest.loc["long", "status"] == status and manifest.loc["long", "length"] == str(length)
+    if policy != "windows":
+        assert f"model.long_policy: {policy}" in manifest.loc["long", "reason"]
+    proteins = read_shard(tmp_path / "out/shards/shard_00000.tsv")
+    assert [p.length for p in proteins] == ([length, 3] if status == "kept" else [3])

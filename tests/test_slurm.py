@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import yaml
 
+from conftest import write_test_config
+
 REPO = Path(__file__).resolve().parents[1]
 REQUIRE_ENV = "STRUCTURE_TOKENS_REQUIRE_SLURM"
 SHARDS = ("00000", "00001", "00002")
@@ -36,7 +38,7 @@ PROFILE_OVERRIDES = {
     "seconds-between-status-checks": 1,
     "slurm-keep-successful-logs": True,
     "latency-wait": 5,
-    "set-threads": {"embed": 2, "train_codebook": 2, "tokenize": 2},
+    "max-threads": 2,
 }
 RESOURCES = {"embed": {"mem_mb": 3000}, "train_codebook": {"mem_mb": 3000}}
 # `train_codebook` asks for 60 MB on its first attempt: SLURM kills it for exceeding its memory.
@@ -115,14 +117,6 @@ def queue(run_id: str) -> list[tuple[str, str, str]]:
     out = subprocess.run(["squeue", "--states=all", "--noheader", "--name", run_id, "-o", "%i|%T|%k"],
                          capture_output=True, text=True, check=True).stdout
     return [tuple(line.split("|", 2)) for line in out.splitlines() if line]
-
-
-def write_test_config(workdir: Path, checkpoint: Path) -> Path:
-    config = yaml.safe_load((REPO / "tests/data/workflow_config.yaml").read_text())
-    config["model"]["checkpoint"] = str(checkpoint)
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def write_test_profile(directory: Path, set_resources: dict[str, dict] = RESOURCES) -> Path:
@@ -222,7 +216,7 @@ def local_results(tmp_path_factory, tiny_checkpoint) -> Path:
     workdir = tmp_path_factory.mktemp("local")
     config = write_test_config(workdir, tiny_checkpoint)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config), "--cores", "2", "--set-threads", "embed=2", "train_codebook=2", "tokenize=2"]
+           "--configfile", str(config), "--cores", "2"]
     result = subprocess.run(cmd, capture_output=True, text=True, env=environment())
     if result.returncode != 0:
         pytest.fail(f"local reference run failed:\n{result.stderr[-8000:]}")
@@ -253,7 +247,8 @@ def slurm_run(cluster, tmp_path_factory, tiny_checkpoint) -> SlurmRun:
 def test_every_compute_job_is_a_slurm_job(slurm_run):
     completed = [job for job in slurm_run.jobs if job.state == "COMPLETED"]
     assert sorted((job.rule, job.wildcards) for job in completed) == sorted(
-        [("prepare", ""), ("train_codebook", ""), ("llm_outputs", ""), ("codebook_summary", ""), ("report", "")]
+        [("prepare", ""), ("train_codebook", ""), ("llm_outputs", ""), ("codebook_summary", ""), ("report", ""),
+         ("finetune_data", "")]
         + [(rule, shard) for rule in ("embed", "tokenize") for shard in SHARDS])
     for job in slurm_run.jobs:
         assert job.fields["JobName"].startswith("structure_tokens_")

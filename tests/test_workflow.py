@@ -4,61 +4,40 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from structure_tokens.codebook.kmeans import Codebook
 from structure_tokens.embed.store import EmbeddingShard, is_complete
 from structure_tokens.inputs.shards import read_shard
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import run_snakemake, write_test_config
+
 K = 16
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the workflow of this checkout in ``workdir``; fail the test with its output on error."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), *args]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-10000:]}")
-    return result
-
-
-def write_test_config(workdir: Path, checkpoint: Path, **overrides) -> Path:
-    config = yaml.safe_load((REPO / "tests/data/workflow_config.yaml").read_text())
-    config["model"]["checkpoint"] = str(checkpoint)
-    config.update(overrides)
-    path = workdir / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_checkpoint) -> Path:
     workdir = tmp_path_factory.mktemp("workflow")
     config = write_test_config(workdir, tiny_checkpoint)
-    snakemake(workdir, "--configfile", str(config), "--cores", "2")
+    run_snakemake(workdir, "--configfile", str(config), "--cores", "2")
     return workdir / "results"
 
 
 def test_dry_run_of_default_config_lists_every_rule(tmp_path):
-    out = snakemake(tmp_path, "-n").stdout
+    out = run_snakemake(tmp_path, "-n").stdout
     for rule in ("fetch_model", "prepare", "train_codebook", "codebook_summary", "llm_outputs", "report"):
         assert re.search(rf"^{rule}\s+1$", out, re.MULTILINE), rule
 
 
 def test_lint_is_clean(tmp_path):
-    snakemake(tmp_path, "--lint")  # exits non-zero when any lint is found
+    run_snakemake(tmp_path, "--lint")  # exits non-zero when any lint is found
 
 
 def test_every_input_record_is_accounted_for(run):
@@ -132,7 +111,7 @@ def test_report(run):
 
 def test_rerun_is_a_no_op(run):
     config = run.parent / "config.yaml"
-    out = snakemake(run.parent, "--configfile", str(config), "--cores", "1", "-n")
+    out = run_snakemake(run.parent, "--configfile", str(config), "--cores", "1", "-n")
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
@@ -146,15 +125,27 @@ def test_instruction_data(run):
     assert rows.iloc[0].prompt.startswith("Describe the function of this protein.\n<protein><aa:")
 
 
-def test_corrupt_shard_files_are_rebuilt(run):
-    """A truncated embeddings file and a garbage tokens file are detected, never accepted."""
-    before = pd.read_parquet(run / "tokens.parquet")
-    embeddings, tokens = run / "embeddings/shard_00001.h5", run / "tokens/shard_00002.h5"
+def test_corrupt_shard_file_is_rebuilt(run, tmp_path, tiny_checkpoint):
+    """A truncated embeddings file left by an interrupted run is detected, removed and rebuilt."""
+    config = str(write_test_config(tmp_path, tiny_checkpoint))
+    shards = [f"results/embeddings/shard_0000{i}.h5" for i in range(3)]
+    run_snakemake(tmp_path, "--configfile", config, "--cores", "2", "--until", "prepare")
+    run_snakemake(tmp_path, "--configfile", config, "--cores", "2", *shards)  # a run stopped after embed
+    embeddings = tmp_path / "results/embeddings/shard_00001.h5"
     embeddings.write_bytes(embeddings.read_bytes()[: embeddings.stat().st_size // 2])
-    tokens.write_bytes(b"not an HDF5 file")
-    config = run.parent / "config.yaml"
-    out = snakemake(run.parent, "--configfile", str(config), "--cores", "2")
-    log = out.stdout + out.stderr
-    assert "shard_00001.h5 is incomplete or corrupt" in log and "shard_00002.h5 is incomplete or corrupt" in log
+    out = run_snakemake(tmp_path, "--configfile", config, "--cores", "2")
+    assert "shard_00001.h5 is incomplete or corrupt" in out.stdout + out.stderr
     assert is_complete(embeddings)
-    pd.testing.assert_frame_equal(pd.read_parquet(run / "tokens.parquet"), before)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results/tokens.parquet"),
+                                  pd.read_parquet(run / "tokens.parquet"))
+
+
+def test_one_pass_mode_gives_the_same_tokens(run, tmp_path, tiny_checkpoint):
+    """`keep_embeddings: false`: embeddings are temporary, tokens come from `embed_tokenize`."""
+    config = write_test_config(tmp_path, tiny_checkpoint, keep_embeddings=False)
+    run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
+    results = tmp_path / "results"
+    assert len(list((results / "logs/embed_tokenize").glob("shard_*.log"))) == 3
+    assert not (results / "logs/tokenize").exists()
+    assert not list((results / "embeddings").glob("*.h5"))  # temp(): removed once consumed
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "tokens.parquet"), pd.read_parquet(run / "tokens.parquet"))

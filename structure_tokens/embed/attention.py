@@ -1,5 +1,7 @@
-"""Fused attention for fair-esm ESM-2: same weights, `scaled_dot_product_attention` instead of
-materialising the full attention matrix. Falls back to the stock forward whenever it does not apply."""
+"""fair-esm ESM-2 at inference speed and precision, same weights: fused attention
+(`scaled_dot_product_attention` instead of materialising the attention matrix; the stock forward
+whenever it does not apply) and half-precision casting that keeps rotary position angles in float32.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import types
 import torch
 import torch.nn.functional as F
 from esm.multihead_attention import MultiheadAttention
+from esm.rotary_embedding import RotaryEmbedding, apply_rotary_pos_emb
 
 
 def _supported(module: MultiheadAttention) -> bool:
@@ -50,3 +53,28 @@ def enable_fast_attention(model: torch.nn.Module) -> int:
             module.forward = types.MethodType(_fast_forward, module)
             patched += 1
     return patched
+
+
+def _rotary_forward(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """fair-esm's rotary embedding with float32 cos/sin tables cast to the activations' dtype."""
+    cos, sin = self._update_cos_sin_tables(k, seq_dimension=-2)  # float32: inv_freq is kept float32
+    cos, sin = cos.to(q.dtype), sin.to(q.dtype)
+    return apply_rotary_pos_emb(q, cos, sin), apply_rotary_pos_emb(k, cos, sin)
+
+
+def cast_model(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """Move and cast ``model`` once for inference, keeping rotary frequencies and angles in float32.
+
+    fair-esm builds its rotary tables in the dtype of ``inv_freq``; after ``model.half()`` the angles
+    (position x frequency) are rounded so coarsely that cos/sin are off by up to 0.1 / 0.5
+    (float16 / bfloat16) within 256 residues and 0.4 / 2 by 1024. Here only the finished tables
+    are rounded (error 2e-4 / 2e-3).
+    """
+    rotary = [m for m in model.modules() if isinstance(m, RotaryEmbedding)]
+    inv_freqs = [m.inv_freq.detach().float().clone() for m in rotary]
+    model.to(device=device, dtype=dtype)
+    for module, inv_freq in zip(rotary, inv_freqs):
+        module.inv_freq = inv_freq.to(device)
+        module._seq_len_cached = None  # tables are rebuilt from the float32 frequencies
+        module.forward = types.MethodType(_rotary_forward, module)
+    return model

@@ -35,13 +35,31 @@ def regression_path(checkpoint: str | os.PathLike) -> Path:
 
 
 def safe_load(path: str | os.PathLike) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``, allowing only the globals ESM-2 files need."""
+    """``torch.load`` with ``weights_only=True``, allowing only the globals ESM-2 files need.
+
+    A file that needs any other global, or that is not a readable checkpoint, raises a
+    ``ValueError`` naming the file and the problem (never falls back to full unpickling).
+    """
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"{path}: refused to load: it needs a global outside the allow-list "
-                         f"{[g.__module__ + '.' + g.__qualname__ for g in ALLOWED_GLOBALS]} ({error})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ValueError(_load_problem(path, error)) from None
+
+
+def _load_problem(path: str | os.PathLike, error: Exception) -> str:
+    """Why ``path`` could not be loaded safely: the disallowed globals, or a damaged file."""
+    allowed = [f"{g.__module__}.{g.__qualname__}" for g in ALLOWED_GLOBALS]
+    try:
+        unsafe = [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path)
+                  if name not in allowed]
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):
+        unsafe = []
+    if unsafe:
+        return (f"{path}: refused to load: it needs the global(s) {', '.join(unsafe)}, outside the "
+                f"allow-list {allowed} of the released ESM-2 format (loading uses weights_only=True)")
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
 
 
 def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]:
@@ -56,7 +74,11 @@ def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]
     model_data = safe_load(checkpoint)
     regression = regression_path(checkpoint)
     regression_data = safe_load(regression) if regression.is_file() else None
-    model, alphabet = esm.pretrained.load_model_and_alphabet_core(model_name, model_data, regression_data)
+    try:
+        model, alphabet = esm.pretrained.load_model_and_alphabet_core(model_name, model_data, regression_data)
+    except (KeyError, AttributeError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{checkpoint}: not an ESM-2 checkpoint in the released fair-esm format "
+                         f"({type(error).__name__}: {error})") from error
     return model.eval(), alphabet, model_name
 
 

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import torch
 
-from structure_tokens.embed.attention import enable_fast_attention
+from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.store import EmbeddingWriter
 from structure_tokens.inputs.shards import Protein, read_shard
@@ -64,12 +64,19 @@ def window_starts(length: int, overlap: int) -> list[int]:
     return starts + [length - WINDOW]
 
 
+def padded_tokens(batch: list[Piece]) -> int:
+    """Tokens of a padded batch: its size times its longest piece plus BOS and EOS."""
+    return len(batch) * (max(len(p.sequence) for p in batch) + 2)
+
+
 class Embedder:
     """Embeds proteins with one loaded model; reusable across shards and by benchmarks."""
 
     def __init__(self, model: torch.nn.Module, alphabet: Any, options: EmbedOptions = EmbedOptions()):
         if options.long_policy not in LONG_POLICIES:
             raise ValueError(f"long_policy must be one of {LONG_POLICIES}, got {options.long_policy!r}")
+        if options.dtype != "auto" and options.dtype not in DTYPES:
+            raise ValueError(f"dtype must be 'auto' or one of {tuple(DTYPES)}, got {options.dtype!r}")
         if not 0 <= options.window_overlap < WINDOW:
             raise ValueError(f"window_overlap must be in [0, {WINDOW}), got {options.window_overlap}")
         self.options = options
@@ -79,13 +86,14 @@ class Embedder:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         else:
             self.dtype = DTYPES[options.dtype]
-        self.model = model.eval().to(device=self.device, dtype=self.dtype)  # weights cast once
+        self.model = cast_model(model.eval(), self.device, self.dtype)  # weights cast once
         self.fast_attention_modules = enable_fast_attention(self.model) if options.fast_attention else 0
         self.layer = options.layer if options.layer >= 0 else model.num_layers + 1 + options.layer
         if not 0 <= self.layer <= model.num_layers:
             raise ValueError(f"layer {options.layer} is outside the model's 0..{model.num_layers}")
         self.converter = alphabet.get_batch_converter()
         self.oom_splits = 0
+        self.max_batch_tokens = options.token_budget  # lowered by CUDA out-of-memory errors
         self.skipped: list[int] = []
 
     def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
@@ -115,30 +123,44 @@ class Embedder:
         return batches
 
     @torch.inference_mode()
-    def _forward(self, batch: list[Piece]) -> list[np.ndarray]:
-        """Representations of a batch as float16 host arrays: one device->host copy per batch.
+    def _run(self, batch: list[Piece]) -> list[np.ndarray]:
+        """One forward pass; the representations come to the host once, as float16."""
+        _, _, tokens = self.converter([(str(i), p.sequence) for i, p in enumerate(batch)])
+        out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
+        host = out["representations"][self.layer].to(torch.float16).cpu().numpy()
+        return [host[i, 1:len(p.sequence) + 1] for i, p in enumerate(batch)]  # strip BOS / EOS
 
-        A CUDA out-of-memory error halves the batch and retries (counted in ``oom_splits``).
+    def _forward(self, batch: list[Piece]) -> list[np.ndarray]:
+        """Representations of a batch, halving it on CUDA out-of-memory.
+
+        Each out-of-memory split is counted in ``oom_splits`` and lowers ``max_batch_tokens``, so
+        later batches of the same size are split before they run instead of failing again.
         """
+        if len(batch) > 1 and padded_tokens(batch) > self.max_batch_tokens:
+            return self._split(batch)
         try:
-            _, _, tokens = self.converter([(str(i), p.sequence) for i, p in enumerate(batch)])
-            out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
-            host = out["representations"][self.layer].to(torch.float16).cpu().numpy()
+            return self._run(batch)
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:
                 raise
-            torch.cuda.empty_cache()
-            self.oom_splits += 1
-            log.warning("CUDA out of memory on a batch of %d; halving it", len(batch))
-            half = len(batch) // 2
-            return self._forward(batch[:half]) + self._forward(batch[half:])
-        return [host[i, 1:len(p.sequence) + 1] for i, p in enumerate(batch)]
+        # retried outside the handler: its traceback would keep the failed pass's tensors alive
+        torch.cuda.empty_cache()
+        self.oom_splits += 1
+        self.max_batch_tokens = padded_tokens(batch) - 1
+        log.warning("CUDA out of memory on a batch of %d (%d tokens); halving it", len(batch),
+                    padded_tokens(batch))
+        return self._split(batch)
+
+    def _split(self, batch: list[Piece]) -> list[np.ndarray]:
+        half = len(batch) // 2
+        return self._forward(batch[:half]) + self._forward(batch[half:])
 
     def embed(self, proteins: Sequence[Protein]) -> Iterator[tuple[int, np.ndarray]]:
         """``(index into proteins, (length, dim) float16)`` in processing order.
 
         Windowed proteins are yielded once all their windows are done, each residue averaged over
-        the windows that cover it. Proteins skipped by ``long_policy: skip`` are in ``skipped``.
+        the windows that cover it; truncated ones have ``WINDOW`` rows. Proteins skipped by
+        ``long_policy: skip`` are not yielded: their indices are in ``skipped`` once this is exhausted.
         """
         pieces = self.pieces(proteins)
         embedded = {p.index for p in pieces}
@@ -181,25 +203,34 @@ def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:
 
 
 def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out_h5: str | os.PathLike,
-                options: EmbedOptions = EmbedOptions()) -> dict[str, Any]:
-    """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished."""
+                options: EmbedOptions = EmbedOptions(), log: logging.Logger = log) -> dict[str, Any]:
+    """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished.
+
+    Proteins left out by ``long_policy: skip`` are listed in the file's ``skipped_ids`` attribute
+    (``;``-joined) and in the returned stats.
+    """
     proteins = read_shard(shard_tsv)
     model, alphabet, model_name = load_esm2(checkpoint)
     embedder = Embedder(model, alphabet, options)
     attrs = embedding_attrs(model_name, embedder)
-    start = time.perf_counter()
     with EmbeddingWriter(out_h5, embed_dim=model.embed_dim, attrs=attrs, flush_rows=options.token_budget) as writer:
         todo = [p for p in proteins if p.id not in writer.done_ids]
+        if writer.done_ids:
+            log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(proteins) - len(todo))
+        start = time.perf_counter()
+        residues = 0
         for index, embedding in embedder.embed(todo):
             writer.add(todo[index].id, todo[index].sequence_hash, embedding)
+            residues += todo[index].length
+        seconds = time.perf_counter() - start
         skipped = [todo[i].id for i in embedder.skipped]
         if skipped:
             writer.attrs["skipped_ids"] = ";".join(skipped)
-    seconds = time.perf_counter() - start
-    residues = sum(p.length for p in todo)
-    stats = {"shard": os.path.basename(shard_tsv), "n_proteins": len(proteins), "embedded_now": len(todo),
-             "resumed": len(proteins) - len(todo), "skipped_ids": skipped, "n_residues": residues,
-             "seconds": round(seconds, 3), "residues_per_s": round(residues / seconds, 1) if seconds else None,
+    stats = {"shard": os.path.basename(shard_tsv), "n_proteins": len(proteins),
+             "embedded_now": len(todo) - len(skipped), "resumed": len(proteins) - len(todo),
+             "skipped_ids": skipped, "n_residues": residues, "seconds": round(seconds, 3),
+             "residues_per_s": round(residues / seconds, 1) if seconds else None,
              "device": str(embedder.device), "dtype": attrs["compute_dtype"], "oom_splits": embedder.oom_splits}
-    log.info("%s", stats)
+    log.info("%s: %d residues in %.1f s (%s residues/s) on %s, %s", out_h5, residues, seconds,
+             stats["residues_per_s"], stats["device"], stats["dtype"])
     return stats

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -53,15 +54,16 @@ class EmbeddingWriter:
         self.partial = partial_dir(self.path)
         self._pending: list[tuple[str, str, np.ndarray]] = []
         self._pending_rows = 0
+        self.done_ids: set[str] = set()
         self._batches = self._resume()
-        self.done_ids: set[str] = {pid for batch in self._batches for pid in _batch_ids(batch)}
 
     def _meta(self) -> dict[str, Any]:
         return {"embed_dim": self.embed_dim, "attrs": {k: str(v) for k, v in self.attrs.items()
                                                        if k not in ("created",)}}
 
     def _resume(self) -> list[Path]:
-        """Valid batch files of an earlier run with the same settings; anything else is discarded."""
+        """Valid batch files of an earlier run with the same settings (their proteins go to
+        ``done_ids``); anything else is discarded with a warning."""
         meta_path = self.partial / "meta.json"
         if self.partial.exists():
             try:
@@ -78,9 +80,9 @@ class EmbeddingWriter:
         batches = []
         for batch in sorted(self.partial.glob("batch_*.npz")):
             try:
-                _batch_ids(batch)
+                self.done_ids.update(_batch_ids(batch, self.embed_dim))
                 batches.append(batch)
-            except (OSError, ValueError, KeyError) as error:
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
                 log.warning("%s: discarding unreadable batch (%s)", batch, error)
                 batch.unlink()
         if batches:
@@ -102,7 +104,8 @@ class EmbeddingWriter:
         if not self._pending:
             return
         ids, hashes, arrays = zip(*self._pending)
-        batch = self.partial / f"batch_{len(self._batches):06d}.npz"
+        number = int(self._batches[-1].stem.removeprefix("batch_")) + 1 if self._batches else 0
+        batch = self.partial / f"batch_{number:06d}.npz"  # after the last kept one, never over it
         with atomic_output(batch) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, ids=np.array(ids, dtype=str), sequence_hash=np.array(hashes, dtype=str),
                      lengths=np.array([len(a) for a in arrays], dtype=np.int64),
@@ -125,7 +128,7 @@ class EmbeddingWriter:
         with atomic_output(self.path) as tmp, h5py.File(tmp, "w") as h5:
             rows = int(offsets[-1])
             data = h5.create_dataset("embeddings", shape=(rows, self.embed_dim), dtype=np.float16,
-                                     chunks=(max(1, min(CHUNK_ROWS, rows)), self.embed_dim))
+                                     chunks=(min(CHUNK_ROWS, rows), self.embed_dim) if rows else None)
             start = 0
             for batch in self._batches:
                 with np.load(batch, allow_pickle=False) as npz:
@@ -150,11 +153,13 @@ class EmbeddingWriter:
             self.flush()  # whole proteins already queued are kept for the next attempt
 
 
-def _batch_ids(batch: Path) -> list[str]:
+def _batch_ids(batch: Path, embed_dim: int) -> list[str]:
+    """Protein ids of a batch file, after checking that its arrays agree with each other."""
     with np.load(batch, allow_pickle=False) as npz:
         ids = npz["ids"].tolist()
-        if int(npz["lengths"].sum()) != len(npz["embeddings"]):
-            raise ValueError("lengths do not add up to the embedding rows")
+        lengths, embeddings = npz["lengths"], npz["embeddings"]
+        if len(lengths) != len(ids) or int(lengths.sum()) != len(embeddings) or embeddings.shape[1:] != (embed_dim,):
+            raise ValueError("ids, lengths and embedding rows do not agree")
     return ids
 
 

@@ -14,7 +14,7 @@ from typing import Any, Iterable
 from structure_tokens.atomic import atomic_output
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.shards import Protein, read_shard, shard_name, write_shard
-from structure_tokens.inputs.validate import check_id, clean_sequence, sequence_hash
+from structure_tokens.inputs.validate import ESM2_WINDOW, check_id, clean_sequence, sequence_hash
 
 MANIFEST_COLUMNS = ("source", "record_index", "input_id", "status", "reason", "protein_id",
                     "sequence_hash", "length", "shard")
@@ -80,20 +80,31 @@ def prepare_inputs(
     min_length: int = 1,
     max_length: int | None = None,
     nonstandard: str = "map",
+    long_policy: str = "windows",
     shards_dir: str | os.PathLike,
     manifest_path: str | os.PathLike,
     summary_path: str | os.PathLike,
+    source: str | None = None,
+    input_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Validate ``records`` and write shards, a manifest row per record and a summary.
 
-    Memory holds the id and sequence-hash indexes and one shard, never the whole input.
+    ``long_policy`` (the `model.long_policy` config key) applies to proteins longer than the ESM-2
+    window here, so that every later stage sees the sequences that are embedded: ``skip`` lists
+    them as skipped, ``truncate`` keeps their first residues (noted in the manifest), ``windows``
+    keeps them whole (the embedder averages overlapping windows).
+
+    Memory holds the id and sequence-hash indexes, the aliases of duplicated sequences and one
+    shard, never the whole input. Ids must be unique over all records (the first occurrence wins).
+    ``source`` and ``input_path`` (the configured ``input.source``/``input.path``) are recorded in
+    the summary. The manifest is renamed into place only after every shard is complete.
     """
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     shards_dir = Path(shards_dir)
     shards_dir.mkdir(parents=True, exist_ok=True)
     sharder = _Sharder(shards_dir, shard_size)
-    first_index_of_id: dict[tuple[str, str], int] = {}
+    first_index_of_id: dict[str, int] = {}
     representative: dict[str, tuple[str, str]] = {}  # sequence hash -> (protein id, shard)
     statuses: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -118,10 +129,11 @@ def prepare_inputs(
             if id_problem:
                 row(record, "skipped", id_problem, "unsafe_id")
                 continue
-            first = first_index_of_id.setdefault((record.source, record.input_id), record.record_index)
-            if first != record.record_index:
+            first = first_index_of_id.get(record.input_id)
+            if first is not None:
                 row(record, "skipped", f"duplicate id {record.input_id} (first at record {first})", "duplicate_id")
                 continue
+            first_index_of_id[record.input_id] = record.record_index
             validated = clean_sequence(record.sequence, nonstandard)
             if validated.sequence is None:
                 row(record, "skipped", validated.reason, validated.code)
@@ -129,11 +141,23 @@ def prepare_inputs(
             sequence = validated.sequence
             digest, length = sequence_hash(sequence), len(sequence)
             if length < min_length:
-                row(record, "skipped", f"length {length} < min_length {min_length}", "too_short", digest=digest, length=length)
+                row(record, "skipped", f"length {length} < min_length {min_length}", "too_short",
+                    digest=digest, length=length)
                 continue
             if max_length is not None and length > max_length:
-                row(record, "skipped", f"length {length} > max_length {max_length}", "too_long", digest=digest, length=length)
+                row(record, "skipped", f"length {length} > max_length {max_length}", "too_long",
+                    digest=digest, length=length)
                 continue
+            note = ""
+            if length > ESM2_WINDOW and long_policy == "skip":
+                row(record, "skipped", f"length {length} > {ESM2_WINDOW}, the model's window (model.long_policy: skip)",
+                    "too_long", digest=digest, length=length)
+                continue
+            if length > ESM2_WINDOW and long_policy == "truncate":
+                note = f"truncated from {length} to {ESM2_WINDOW} residues (model.long_policy: truncate)"
+                sequence = sequence[:ESM2_WINDOW]
+                digest, length = sequence_hash(sequence), ESM2_WINDOW
+                reasons["truncated"] += 1
             if digest in representative:
                 owner, owner_shard = representative[digest]
                 sharder.add_alias(owner, owner_shard, record.input_id)
@@ -141,20 +165,23 @@ def prepare_inputs(
                     owner, digest, length, owner_shard)
                 continue
             if num_proteins is not None and n_kept >= num_proteins:
-                row(record, "not_selected", f"beyond num_proteins={num_proteins}", "not_selected", digest=digest, length=length)
+                row(record, "not_selected", f"beyond num_proteins={num_proteins}", "not_selected",
+                    digest=digest, length=length)
                 continue
             shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function,
                                          record.instruction))
             representative[digest] = (record.input_id, shard)
             n_kept += 1
             n_residues += length
-            row(record, "kept", "", "", record.input_id, digest, length, shard)
+            row(record, "kept", note, "", record.input_id, digest, length, shard)
 
         if n_kept == 0:
             raise ValueError(f"no protein survived validation of {sorted(sources) or 'an empty input'}: "
                              f"{dict(reasons) or 'no records'}")
-    shards = sharder.finish()
+        shards = sharder.finish()
     summary = {
+        "source": source,
+        "input_path": None if input_path is None else str(input_path),
         "sources": sorted(sources),
         "n_records": sum(statuses.values()),
         "status_counts": dict(statuses),

@@ -17,7 +17,7 @@ SOURCES = ("demo", "fasta", "uniprot", "proteinlmbench")
 DEMO_FILE = "demo_swissprot.dat.gz"
 UNIPROT_HEADER = re.compile(r"^(?:sp|tr)\|([^|]+)\|")
 EVIDENCE_TAG = re.compile(r"\s*\{ECO:[^}]*\}")
-RECNAME_FULL = re.compile(r"RecName:\s*Full=([^;{]+)")
+PROTEIN_NAME = re.compile(r"(?:RecName|SubName):\s*Full=([^;{]+)")
 SEQ_TAG = re.compile(r"<seq>(.*?)</seq>", re.IGNORECASE | re.DOTALL)
 FUNCTION_PREFIX = re.compile(
     r"^\s*the\s+(?:determined\s+|predicted\s+|putative\s+)?functions?(?:\(s\))?\s+of\s+(?:the|this)\s+"
@@ -27,16 +27,26 @@ FUNCTION_PREFIX = re.compile(
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:
-    """Open a plain or gzip-compressed text file."""
+    """Open a plain or gzip-compressed (``.gz``) UTF-8 text file.
+
+    Undecodable bytes become U+FFFD, which validation rejects naming the record and position.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else open(path, encoding="utf-8")
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
 
 
 def read_fasta(path: str | os.PathLike) -> Iterator[InputRecord]:
     """FASTA records (plain or .gz): id = first header word (the accession of ``sp|``/``tr|`` headers),
-    description = the rest of the header."""
+    description = the rest of the header.
+
+    Sequence lines before the first header raise ``ValueError`` naming the file and line (they
+    belong to no record). A header without an id gives a record with an empty id, and a header
+    without sequence lines one with ``sequence=None``; validation skips both with a reason.
+    """
     source = str(path)
     header: str | None = None
     lines: list[str] = []
@@ -70,8 +80,21 @@ def function_text(comments: list[str]) -> str:
     return " ".join(" ".join(texts).split())
 
 
+def protein_name(description: str) -> str:
+    """The protein name of a ``DE`` block: ``RecName``/``SubName`` ``Full=``, or pre-2008 free text."""
+    name = PROTEIN_NAME.search(description)
+    if name:
+        return EVIDENCE_TAG.sub("", name.group(1)).strip()
+    if "Name:" in description:  # structured DE lines without a full name
+        return ""
+    return description.split(" (", 1)[0].strip().rstrip(".")
+
+
 def read_uniprot(path: str | os.PathLike) -> Iterator[InputRecord]:
-    """Swiss-Prot/UniProt flat-file entries, parsed with Biopython."""
+    """Swiss-Prot/UniProt flat-file entries (plain or .gz), parsed with Biopython.
+
+    id = primary accession, description = protein name, function = the ``CC -!- FUNCTION:`` text.
+    """
     from Bio import SwissProt
 
     source = str(path)
@@ -85,10 +108,8 @@ def read_uniprot(path: str | os.PathLike) -> Iterator[InputRecord]:
                 return
             except Exception as error:  # Biopython raises ValueError/SwissProtParserError
                 raise ValueError(f"{source}: cannot parse UniProt entry number {index + 1}: {error}") from error
-            name = RECNAME_FULL.search(entry.description)
             yield InputRecord(source, index, entry.accessions[0] if entry.accessions else "",
-                              entry.sequence or None, EVIDENCE_TAG.sub("", name.group(1)).strip() if name else "",
-                              function_text(entry.comments))
+                              entry.sequence or None, protein_name(entry.description), function_text(entry.comments))
             index += 1
 
 
@@ -99,35 +120,62 @@ def read_demo() -> Iterator[InputRecord]:
             yield replace(record, source=f"demo:{DEMO_FILE}")
 
 
+PROTEINLMBENCH_COLUMNS = ("instruction", "input", "output")
+
+
 def proteinlmbench_record(row: dict, index: int, source: str, split: str) -> InputRecord:
     """One ProteinLMBench row: sequence inside ``<seq>..</seq>`` of ``input``, function in ``output``."""
-    text = str(row.get("input") or "")
+    if not isinstance(row, dict) or not {"input", "output"} <= row.keys():
+        found = sorted(row) if isinstance(row, dict) else type(row).__name__
+        raise ValueError(f"{source}: row {index} is not a ProteinLMBench record "
+                         f"(expected columns {PROTEINLMBENCH_COLUMNS}, found {found})")
+    text = str(row["input"] or "")
     tagged = SEQ_TAG.search(text)
     sequence = (tagged.group(1) if tagged else text) or None
-    record_id = row.get("id") or row.get("accession") or f"plmb_{split}_{index:07d}"
+    record_id = next((row[key] for key in ("id", "accession") if row.get(key) not in (None, "")),
+                     f"plmb_{split}_{index:07d}")
     return InputRecord(source, index, str(record_id), sequence, "",
-                       FUNCTION_PREFIX.sub("", str(row.get("output") or "")).strip(),
+                       FUNCTION_PREFIX.sub("", str(row["output"] or "")).strip(),
                        str(row.get("instruction") or ""))
 
 
+def iter_json_lines(path: Path) -> Iterator[dict]:
+    """Objects of a JSON-lines file, one per non-blank line."""
+    with open_text(path) as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}: line {line_number}: invalid JSON ({error})") from error
+
+
+def starts_with_array(path: Path) -> bool:
+    """Whether a ``.json`` file holds one JSON array (else it is read as JSON lines)."""
+    with open_text(path) as handle:
+        for line in handle:
+            if line.strip():
+                return line.lstrip().startswith("[")
+    return False
+
+
 def iter_local_rows(path: Path) -> Iterator[dict]:
-    """Rows of a local ProteinLMBench export: ``.jsonl``, ``.json`` (list) or ``.parquet``."""
+    """Rows of a local ProteinLMBench export: ``.jsonl``, ``.json`` or ``.parquet`` (``.gz`` for JSON).
+
+    ``.json`` may hold one array (as the dataset's own files; loaded whole) or JSON lines (as
+    ``datasets.Dataset.to_json`` writes; streamed). Parquet is streamed in record batches.
+    """
     name = path.name.removesuffix(".gz")
-    if name.endswith(".jsonl"):
-        with open_text(path) as handle:
-            for line_number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}: line {line_number}: invalid JSON ({error})") from error
+    if name.endswith(".jsonl") or (name.endswith(".json") and not starts_with_array(path)):
+        yield from iter_json_lines(path)
     elif name.endswith(".json"):
         with open_text(path) as handle:
-            rows = json.load(handle)
-        yield from rows if isinstance(rows, list) else rows["data"]
+            yield from json.load(handle)
     elif name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
+        if not path.is_file():
+            raise FileNotFoundError(f"input file not found: {path}")
         for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
             yield from batch.to_pylist()
     else:
@@ -163,7 +211,10 @@ def open_source(source: str, path: str | None = None, proteinlmbench: dict | Non
     if source == "demo":
         return read_demo()
     if source == "proteinlmbench":
-        options = {k: v for k, v in (proteinlmbench or {}).items() if k in ("repo_id", "subset", "split", "cache_dir")}
+        options = dict(proteinlmbench or {})
+        unknown = sorted(set(options) - {"repo_id", "subset", "split", "cache_dir"})
+        if unknown:
+            raise ValueError(f"unknown input.proteinlmbench keys {unknown}; expected repo_id, subset, split, cache_dir")
         return read_proteinlmbench(path, **options)
     if not path:
         raise ValueError(f"input.source {source!r} needs input.path")

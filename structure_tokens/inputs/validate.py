@@ -11,6 +11,7 @@ STANDARD_RESIDUES = frozenset("ACDEFGHIKLMNPQRSTVWY")
 # their closest standard residue, the ambiguity codes to one of their two readings.
 NONSTANDARD_MAP = {"U": "C", "O": "K", "B": "D", "Z": "E", "J": "L"}
 NONSTANDARD_POLICIES = ("map", "reject")
+ESM2_WINDOW = 1022  # residues ESM-2 sees at once: 1024 positions minus BOS and EOS
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:|+-]{0,127}$")
 _WHITESPACE = re.compile(r"\s+")
 

@@ -1,0 +1,23 @@
+"""Snakemake entry point of rule `heldout_metrics`: codebook quality on held-out proteins."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+
+from structure_tokens.evaluation.heldout import CodebookOptions, heldout_metrics, write_heldout_metrics  # noqa: E402
+from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+
+log = configure_logging(snakemake.log[0])  # noqa: F821
+inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+metrics = heldout_metrics(
+    list(inp.embeddings),
+    list(inp.shards),
+    list(inp.train_embeddings),
+    inp.codebook,
+    CodebookOptions.from_config(params.codebook),
+    seed_stability=params.seed_stability,
+)
+write_heldout_metrics(metrics, out.json, out.tsv, out.html)
+log.info("held-out metrics of %s: %d proteins, %d residues, stability %s", metrics["model_name"],
+         metrics["n_heldout_proteins"], metrics["n_heldout_residues"], metrics["seed_stability"])

@@ -1,0 +1,250 @@
+"""Codebook quality on held-out proteins (never sampled for training).
+
+A protein is held out when ``codebook.sample.is_heldout(sequence_hash, holdout_fraction)``: the
+same split the codebook training used. Its residues are tokenized with the trained codebook and
+scored for code usage, quantization error, information about the amino acid, and (optionally)
+stability: a second codebook trained with ``seed + 1`` on the same training sample is compared
+with the first by the adjusted Rand index of their assignments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from structure_tokens.atomic import atomic_output
+from structure_tokens.codebook.kmeans import Codebook, assign, mean_squared_error, train_codebook
+from structure_tokens.codebook.metrics import (
+    TINY_CODE_FRACTION,
+    dead_codes,
+    normalized_entropy,
+    perplexity,
+    tiny_codes,
+    usage_counts,
+    utilization,
+)
+from structure_tokens.codebook.sample import is_heldout, sample_residues
+from structure_tokens.embed.store import EmbeddingShard
+from structure_tokens.evaluation.agreement import (
+    adjusted_rand_index,
+    entropy_bits,
+    mutual_information_bits,
+    normalized_mutual_information,
+)
+from structure_tokens.evaluation.baselines import amino_acid_tokens
+from structure_tokens.inputs.shards import read_shard
+from structure_tokens.evaluation.tables import write_html_tables
+from structure_tokens.report.summary import format_value, is_test_model
+from structure_tokens.tokenize.assign import check_codebook_matches
+
+BLOCK_ROWS = 65536  # held-out residues tokenized at a time
+
+
+@dataclass(frozen=True)
+class CodebookOptions:
+    """The `codebook:` config keys that decide the training sample and the k-means fit."""
+
+    sample_per_shard: int
+    max_train_residues: int
+    holdout_fraction: float
+    batch_size: int
+    max_iter: int
+
+    @classmethod
+    def from_config(cls, codebook_config: dict[str, Any]) -> "CodebookOptions":
+        return cls(**{name: codebook_config[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass
+class HeldoutResidues:
+    """Per-residue results over all held-out proteins, filled block by block."""
+
+    tokens: list[np.ndarray] = field(default_factory=list)
+    stability_tokens: list[np.ndarray] = field(default_factory=list)
+    amino_acids: list[np.ndarray] = field(default_factory=list)
+    squared_error_sum: float = 0.0
+    n_proteins: int = 0
+
+
+def heldout_blocks(
+    embedding_paths: Sequence[str | os.PathLike],
+    shard_tsvs: Sequence[str | os.PathLike],
+    codebook_npz: str | os.PathLike,
+    codebook: Codebook,
+    holdout_fraction: float,
+) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """``(float16 embeddings, sequences)`` of the held-out proteins, at most about BLOCK_ROWS rows at a time.
+
+    ``shard_tsvs[i]`` is the prepared shard whose proteins ``embedding_paths[i]`` embedded.
+    """
+    if len(embedding_paths) != len(shard_tsvs):
+        raise ValueError(f"{len(embedding_paths)} embedding shards but {len(shard_tsvs)} shard tables")
+    embeddings: list[np.ndarray] = []
+    sequences: list[str] = []
+    for embedding_h5, shard_tsv in zip(embedding_paths, shard_tsvs):
+        sequence_of = {protein.id: protein.sequence for protein in read_shard(shard_tsv)}
+        with EmbeddingShard(embedding_h5) as shard:
+            check_codebook_matches(embedding_h5, shard, codebook_npz, codebook)
+            for i, (protein_id, sequence_hash) in enumerate(zip(shard.ids, shard.sequence_hashes)):
+                if not is_heldout(sequence_hash, holdout_fraction):
+                    continue
+                if protein_id not in sequence_of:
+                    raise ValueError(f"{embedding_h5}: protein {protein_id} is not in {shard_tsv}")
+                embedding = shard.protein(i)
+                if len(embedding) != len(sequence_of[protein_id]):
+                    raise ValueError(f"{embedding_h5}: protein {protein_id} has {len(embedding)} embedded residues "
+                                     f"but {len(sequence_of[protein_id])} in {shard_tsv}")
+                embeddings.append(embedding)
+                sequences.append(sequence_of[protein_id])
+                if sum(map(len, embeddings)) >= BLOCK_ROWS:
+                    yield np.concatenate(embeddings), sequences
+                    embeddings, sequences = [], []
+    if embeddings:
+        yield np.concatenate(embeddings), sequences
+
+
+def stability_codebook(
+    train_embedding_paths: Sequence[str | os.PathLike], codebook: Codebook, options: CodebookOptions
+) -> tuple[Codebook, int]:
+    """A second codebook, seed ``codebook.seed + 1``, fit on the training sample of ``codebook``.
+
+    The sample is drawn again exactly as `train_codebook` drew it (same shards, quotas and seed),
+    so only the k-means seed differs. Returns the codebook and the sample size.
+    """
+    train, _, info = sample_residues(train_embedding_paths, per_shard=options.sample_per_shard,
+                                     max_total=options.max_train_residues,
+                                     holdout_fraction=options.holdout_fraction, seed=codebook.seed)
+    if len(train) != codebook.n_train:
+        raise ValueError(f"re-drawn training sample has {len(train)} residues, but the codebook was trained on "
+                         f"{codebook.n_train}: the training shards or codebook options changed since")
+    second, _ = train_codebook(train, k=codebook.k, seed=codebook.seed + 1, batch_size=options.batch_size,
+                               max_iter=options.max_iter, model_name=info["model_name"], layer=info["layer"])
+    return second, len(train)
+
+
+def usage_metrics(tokens: np.ndarray, k: int) -> dict[str, Any]:
+    """Utilization, perplexity, normalized entropy, dead and tiny codes of a token array."""
+    counts = usage_counts(tokens, k)
+    dead, tiny = dead_codes(counts), tiny_codes(counts)
+    return {
+        "utilization": utilization(counts),
+        "codes_used": int(np.count_nonzero(counts)),
+        "perplexity": perplexity(counts),
+        "normalized_entropy": normalized_entropy(counts),
+        "dead_codes": len(dead),
+        "dead_code_ids": dead.tolist(),
+        "tiny_codes": len(tiny),
+        "tiny_code_ids": tiny.tolist(),
+        "tiny_code_threshold_fraction": TINY_CODE_FRACTION,
+    }
+
+
+def amino_acid_information(tokens: np.ndarray, amino_acids: np.ndarray) -> dict[str, float]:
+    """How much the tokens say about the residue letter: I(T; AA) in bits, NMI, and I / H(AA)."""
+    aa_entropy = entropy_bits(amino_acids)
+    mi = mutual_information_bits(tokens, amino_acids)
+    return {
+        "mi_bits": mi,
+        "nmi": normalized_mutual_information(tokens, amino_acids),
+        "aa_entropy_bits": aa_entropy,
+        "fraction_of_aa_entropy": mi / aa_entropy if aa_entropy > 0 else 0.0,
+    }
+
+
+def heldout_metrics(
+    embedding_paths: Sequence[str | os.PathLike],
+    shard_tsvs: Sequence[str | os.PathLike],
+    train_embedding_paths: Sequence[str | os.PathLike],
+    codebook_npz: str | os.PathLike,
+    options: CodebookOptions,
+    *,
+    seed_stability: bool,
+) -> dict[str, Any]:
+    """All held-out metrics of the module docstring as a JSON-ready dict.
+
+    ``embedding_paths``/``shard_tsvs``: the shards whose held-out proteins are scored;
+    ``train_embedding_paths``: the shards the codebook was trained on (for the stability refit).
+    With no held-out protein, the metrics are None and ``note`` says why.
+    """
+    codebook = Codebook.load(codebook_npz)
+    second, n_train = (stability_codebook(train_embedding_paths, codebook, options)
+                       if seed_stability else (None, codebook.n_train))
+    residues = HeldoutResidues()
+    for embeddings, sequences in heldout_blocks(embedding_paths, shard_tsvs, codebook_npz, codebook,
+                                                options.holdout_fraction):
+        X = embeddings.astype(np.float32)
+        tokens = assign(X, codebook.centroids)
+        residues.squared_error_sum += mean_squared_error(X, codebook.centroids, tokens) * len(X)
+        residues.tokens.append(tokens)
+        residues.amino_acids.append(np.concatenate(amino_acid_tokens(sequences)))
+        residues.n_proteins += len(sequences)
+        if second is not None:
+            residues.stability_tokens.append(assign(X, second.centroids))
+    summary: dict[str, Any] = {
+        "model_name": codebook.model_name,
+        "model_is_random_test_checkpoint": is_test_model(codebook.model_name),
+        "layer": codebook.layer,
+        "k": codebook.k,
+        "seed": codebook.seed,
+        "codebook_sha256": codebook.sha256,
+        "holdout_fraction": options.holdout_fraction,
+        "n_shards": len(embedding_paths),
+        "n_heldout_proteins": residues.n_proteins,
+        "n_heldout_residues": int(sum(map(len, residues.tokens))),
+        "n_train": n_train,
+    }
+    if not residues.tokens:
+        return {**summary, "note": f"no protein of the {len(embedding_paths)} embedded shards is held out "
+                                   f"(codebook.holdout_fraction={options.holdout_fraction})",
+                "usage": None, "mse": None, "amino_acid": None, "seed_stability": None}
+    tokens, amino_acids = np.concatenate(residues.tokens), np.concatenate(residues.amino_acids)
+    stability = None
+    if second is not None:
+        stability = {"seeds": [codebook.seed, second.seed], "n_train": n_train,
+                     "ari": adjusted_rand_index(tokens, np.concatenate(residues.stability_tokens))}
+    return {
+        **summary,
+        "usage": usage_metrics(tokens, codebook.k),
+        "mse": residues.squared_error_sum / len(tokens),
+        "amino_acid": amino_acid_information(tokens, amino_acids),
+        "seed_stability": stability,
+    }
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The headline held-out numbers as a two-column table (metric, value) for the report."""
+    usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
+    rows = {
+        "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
+                                          if metrics["model_is_random_test_checkpoint"] else ""),
+        "K": metrics["k"],
+        "held-out proteins / residues": f"{metrics['n_heldout_proteins']} / {metrics['n_heldout_residues']}",
+        "utilization (codes used / K)": usage.get("utilization"),
+        "perplexity of code usage": usage.get("perplexity"),
+        "normalized entropy": usage.get("normalized_entropy"),
+        "dead codes": usage.get("dead_codes"),
+        f"tiny codes (< {TINY_CODE_FRACTION:.2%} of residues)": usage.get("tiny_codes"),
+        "quantization error (mean squared distance)": metrics["mse"],
+        "I(token; amino acid), bits": aa.get("mi_bits"),
+        "I(token; amino acid) / H(amino acid)": aa.get("fraction_of_aa_entropy"),
+        "NMI(token, amino acid)": aa.get("nmi"),
+        "seed stability: ARI of the assignments of codebook seeds s and s + 1": stability.get("ari"),
+    }
+    return pd.DataFrame({"metric": list(rows), "value": [format_value(value) for value in rows.values()]})
+
+
+def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, out_tsv: str | os.PathLike,
+                          out_html: str | os.PathLike) -> None:
+    """Write the metrics as JSON and the headline table as TSV and HTML (for the report), atomically."""
+    with atomic_output(out_json) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    table = metrics_table(metrics)
+    with atomic_output(out_tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})", metrics["model_name"],
+                      {"not used to train the codebook": table.set_index("metric")})

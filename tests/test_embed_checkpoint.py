@@ -1,0 +1,81 @@
+"""ESM-2 checkpoints: the released on-disk format, safe (weights_only) loading, download errors."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+
+import pytest
+import torch
+
+from structure_tokens.embed.checkpoint import (download_weights, hub_checkpoint_path, load_esm2, regression_path,
+                                               safe_load, write_random_esm2_checkpoint)
+
+
+def test_random_checkpoint_has_the_released_layout_and_loads(tiny_checkpoint):
+    data = safe_load(tiny_checkpoint)
+    assert set(data) == {"model", "cfg"} and isinstance(data["cfg"]["model"], argparse.Namespace)
+    assert data["cfg"]["model"].encoder_layers == 2 and data["cfg"]["model"].token_dropout is True
+    keys = set(data["model"])
+    assert all(k.startswith(("encoder.sentence_encoder.", "encoder.lm_head.")) for k in keys)
+    assert "encoder.sentence_encoder.layers.0.self_attn.rot_emb.inv_freq" in keys
+    assert "encoder.sentence_encoder.emb_layer_norm_after.weight" in keys
+    regression = safe_load(regression_path(tiny_checkpoint))
+    assert set(regression["model"]) == {"contact_head.regression.weight", "contact_head.regression.bias"}
+    model, alphabet, name = load_esm2(tiny_checkpoint)
+    assert name == tiny_checkpoint.stem and model.num_layers == 2 and model.embed_dim == 32
+    assert not model.training and alphabet.padding_idx == 1
+
+
+def test_loading_without_the_regression_file_still_works(tmp_path):
+    path = write_random_esm2_checkpoint(tmp_path / "esm2_t1_16.pt", num_layers=1, embed_dim=16, attention_heads=2)
+    regression_path(path).unlink()
+    with pytest.warns(UserWarning, match="Regression weights not found"):
+        model, _, _ = load_esm2(path)
+    assert model.num_layers == 1
+
+
+def test_a_checkpoint_needing_other_globals_is_refused_by_name(tmp_path):
+    path = tmp_path / "esm2_evil.pt"
+    torch.save({"model": {}, "cfg": {"model": argparse.Namespace(x=1), "when": datetime.date(2026, 1, 1)}}, path)
+    with pytest.raises(ValueError, match=r"esm2_evil.pt: refused to load: it needs the global\(s\) datetime.date,") as info:
+        load_esm2(path)
+    assert "weights_only=False" not in str(info.value)
+
+
+def test_damaged_or_foreign_files_get_a_clear_error(tmp_path, tiny_checkpoint):
+    truncated = tmp_path / "esm2_truncated.pt"
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="esm2_truncated.pt: not a readable PyTorch checkpoint"):
+        load_esm2(truncated)
+    foreign = tmp_path / "esm2_plain_state_dict.pt"
+    torch.save({"weight": torch.zeros(2)}, foreign)
+    with pytest.raises(ValueError, match="esm2_plain_state_dict.pt: not an ESM-2 checkpoint in the released"):
+        load_esm2(foreign)
+    with pytest.raises(ValueError, match="must start with 'esm2'"):
+        load_esm2(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="esm2_missing.pt"):
+        load_esm2(tmp_path / "esm2_missing.pt")
+
+
+def test_offline_download_says_how_to_supply_weights(tmp_path, monkeypatch):
+    def offline(url, dst, progress=True):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RuntimeError, match=r"copying esm2_t6_8M_UR50D.pt and esm2_t6_8M_UR50D-contact-regression.pt "
+                                           r"into .*checkpoints/, or set model.checkpoint"):
+        download_weights("esm2_t6_8M_UR50D", tmp_path)
+    assert not list((tmp_path / "checkpoints").iterdir())  # no half-written file left
+    with pytest.raises(ValueError, match="unknown ESM-2 model 'esm3'"):
+        download_weights("esm3", tmp_path)
+
+
+def test_download_is_skipped_when_the_files_are_there(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded again"))
+    path = hub_checkpoint_path("esm2_t6_8M_UR50D", tmp_path)
+    assert path == tmp_path / "checkpoints" / "esm2_t6_8M_UR50D.pt"
+    path.parent.mkdir(parents=True)
+    path.touch()
+    regression_path(path).touch()
+    assert download_weights("esm2_t6_8M_UR50D", tmp_path) == path

@@ -1,0 +1,151 @@
+"""Embedder and embed_shard: batching, equality with fair-esm's own forward, windows, OOM back-off, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.embedder import WINDOW, EmbedOptions, Embedder, embed_shard, padded_tokens, window_starts
+from structure_tokens.embed.store import EmbeddingShard, partial_dir
+from structure_tokens.inputs.shards import Protein, write_shard
+from structure_tokens.inputs.validate import sequence_hash
+
+AMINO = "ACDEFGHIKLMNPQRSTVWY"
+
+
+def proteins(lengths, seed=0):
+    rng = np.random.default_rng(seed)
+    sequences = ["".join(rng.choice(list(AMINO), n)) for n in lengths]
+    return [Protein(f"p{i}", s, sequence_hash(s)) for i, s in enumerate(sequences)]
+
+
+def stock_embedding(checkpoint, sequence, layer):
+    """fair-esm's own forward on one protein: fresh model, stock attention, no batching or padding."""
+    model, alphabet, _ = load_esm2(checkpoint)
+    _, _, tokens = alphabet.get_batch_converter()([("x", sequence)])
+    with torch.no_grad():
+        return model(tokens, repr_layers=[layer])["representations"][layer][0, 1:-1].numpy()
+
+
+def embedder(checkpoint, **options):
+    model, alphabet, _ = load_esm2(checkpoint)
+    return Embedder(model, alphabet, EmbedOptions(**options))
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("layer", [-1, 1])
+def test_batched_embeddings_equal_fair_esm_one_at_a_time(tiny_checkpoint, fast, layer):
+    batch = proteins([30, 5, 120, 64, 64, 7])
+    tiny = embedder(tiny_checkpoint, token_budget=200, fast_attention=fast, layer=layer)
+    assert tiny.layer == (2 if layer == -1 else 1) and tiny.dtype == torch.float32
+    assert tiny.fast_attention_modules == (2 if fast else 0)
+    got = list(tiny.embed(batch))
+    assert [i for i, _ in got] == [2, 3, 4, 0, 5, 1]  # longest first, ties by input order
+    for i, embedding in got:
+        expected = stock_embedding(tiny_checkpoint, batch[i].sequence, tiny.layer)
+        assert embedding.dtype == np.float16 and embedding.shape == (batch[i].length, 32)
+        np.testing.assert_allclose(embedding.astype(np.float32), expected, atol=2e-2, rtol=1e-2)
+
+
+def test_batches_respect_the_token_budget(tiny_checkpoint):
+    tiny = embedder(tiny_checkpoint, token_budget=1024)
+    plan = tiny.batches(tiny.pieces(proteins([300, 10, 200, 90, 90, 500, 40, 1022])))
+    assert [[len(p.sequence) for p in b] for b in plan] == [[1022], [500, 300], [200, 90, 90, 40, 10]]
+    assert all(padded_tokens(batch) <= 1024 for batch in plan)
+
+
+def test_options_are_checked(tiny_checkpoint):
+    with pytest.raises(ValueError, match="long_policy must be one of"):
+        embedder(tiny_checkpoint, long_policy="drop")
+    with pytest.raises(ValueError, match="dtype must be 'auto' or one of"):
+        embedder(tiny_checkpoint, dtype="half")
+    with pytest.raises(ValueError, match="layer 3 is outside the model's 0..2"):
+        embedder(tiny_checkpoint, layer=3)
+    assert EmbedOptions.from_config({"layer": -2, "name": "esm2_t33_650M_UR50D"}) == EmbedOptions(layer=-2)
+
+
+def test_long_proteins_are_windowed_truncated_or_skipped(tiny_checkpoint):
+    assert window_starts(2500, 256) == [0, 766, 1478] and window_starts(WINDOW, 256) == [0]
+    long = proteins([2500, 50])
+    got = dict(embedder(tiny_checkpoint, window_overlap=256, token_budget=4096).embed(long))
+    assert got[0].shape == (2500, 32) and np.isfinite(got[0]).all()
+    first = stock_embedding(tiny_checkpoint, long[0].sequence[:WINDOW], 2)
+    last = stock_embedding(tiny_checkpoint, long[0].sequence[1478:], 2)
+    # residues covered by one window equal that window's embedding; shared ones are the mean
+    np.testing.assert_allclose(got[0][:766].astype(np.float32), first[:766], atol=2e-2, rtol=1e-2)
+    second = stock_embedding(tiny_checkpoint, long[0].sequence[766:766 + WINDOW], 2)
+    np.testing.assert_allclose(got[0][766:1022].astype(np.float32), (first[766:] + second[:256]) / 2,
+                               atol=2e-2, rtol=1e-2)
+    np.testing.assert_allclose(got[0][1788:].astype(np.float32), last[310:], atol=2e-2, rtol=1e-2)
+
+    truncated = dict(embedder(tiny_checkpoint, long_policy="truncate").embed(long))
+    np.testing.assert_allclose(truncated[0].astype(np.float32), first, atol=2e-2, rtol=1e-2)
+    skipping = embedder(tiny_checkpoint, long_policy="skip")
+    assert [i for i, _ in skipping.embed(long)] == [1] and skipping.skipped == [0]
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_lowers_the_cap(tiny_checkpoint):
+    batch = proteins([98] * 20)
+    expected = dict(embedder(tiny_checkpoint, token_budget=1000).embed(batch))
+    tiny = embedder(tiny_checkpoint, token_budget=1000)
+    real_forward, sizes = tiny.model.forward, []
+
+    def forward_with_little_memory(tokens, **kwargs):
+        sizes.append(len(tokens))
+        if tokens.numel() > 600:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(tokens, **kwargs)
+
+    tiny.model.forward = forward_with_little_memory
+    got = dict(tiny.embed(batch))
+    assert sizes == [10, 5, 5, 5, 5]  # the second batch of 10 is split before it runs
+    assert tiny.oom_splits == 1 and tiny.max_batch_tokens == 999
+    assert all(np.array_equal(got[i], expected[i]) for i in range(len(batch)))
+
+
+def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatch):
+    batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
+    shard = tmp_path / "shard_00000.tsv"
+    write_shard(shard, batch)
+    options = EmbedOptions(token_budget=700)
+    reference = tmp_path / "reference" / "shard_00000.h5"
+    embed_shard(shard, tiny_checkpoint, reference, options)
+
+    out = tmp_path / "resumed" / "shard_00000.h5"
+    real_run, calls = Embedder._run, []
+
+    def crash_on_third_batch(self, pieces):
+        calls.append(len(pieces))
+        if len(calls) == 3:
+            raise RuntimeError("node died")
+        return real_run(self, pieces)
+
+    monkeypatch.setattr(Embedder, "_run", crash_on_third_batch)
+    with pytest.raises(RuntimeError, match="node died"):
+        embed_shard(shard, tiny_checkpoint, out, options)
+    assert not out.exists() and list(partial_dir(out).glob("batch_*.npz"))
+    monkeypatch.setattr(Embedder, "_run", real_run)
+    stats = embed_shard(shard, tiny_checkpoint, out, options)
+    # the two batches finished before the crash ([300, 200], [150, 100, 80, 60]) are kept
+    assert stats["resumed"] == 6 and stats["embedded_now"] == 2 and stats["n_residues"] == 60
+    assert not partial_dir(out).exists()
+    with EmbeddingShard(out) as resumed, EmbeddingShard(reference) as full:
+        assert sorted(resumed.ids) == sorted(full.ids)
+        for i, protein_id in enumerate(full.ids):
+            np.testing.assert_array_equal(resumed.protein(resumed.ids.index(protein_id)), full.protein(i))
+
+
+def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tmp_path):
+    shard = tmp_path / "shard_00000.tsv"
+    write_shard(shard, proteins([1100, 30]))
+    stats = embed_shard(shard, tiny_checkpoint, tmp_path / "out.h5", EmbedOptions(long_policy="skip"))
+    assert stats["skipped_ids"] == ["p0"] and stats["embedded_now"] == 1 and stats["n_residues"] == 30
+    with EmbeddingShard(tmp_path / "out.h5") as out:
+        assert out.ids == ["p1"] and out.attrs["skipped_ids"] == "p0"
+        assert {k: out.attrs[k] for k in ("model_name", "layer", "long_policy", "window", "window_overlap",
+                                          "compute_dtype", "dtype", "embed_dim", "format_version")} == {
+            "model_name": tiny_checkpoint.stem, "layer": 2, "long_policy": "skip", "window": WINDOW,
+            "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 1}
+        assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]

@@ -1,0 +1,108 @@
+"""The evaluation rules in the workflow: held-out codebook metrics, agreement with real structures
+(a few shared PDB/mmCIF files, tiny random ESM-2) and the Snakemake HTML report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from structure_tokens.codebook.sample import is_heldout
+from structure_tokens.tokenize.assign import TokenShard
+
+from conftest import run_snakemake, write_test_config
+
+K = 16  # tests/data/workflow_config.yaml
+
+STRUCTURE_FILES = ("debian_python-biopython-doc/1A8O.cif.gz", "debian_python-biopython-doc/4CUP.cif.gz",
+                   "debian_python-biopython-doc/4ZHL.cif.gz", "debian_emboss-test/1fx2.ent",
+                   "debian_emboss-test/2hhb.ent")
+MODEL = "esm2_t2_32_tiny_random"  # the stem of the tiny_checkpoint fixture
+METHODS = {"esm_kmeans", "amino_acid", "random", "handcrafted_6d"}
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_checkpoint, shared_data):
+    """The workflow with `evaluation.structures` set to copies of a few shared structure files."""
+    workdir = tmp_path_factory.mktemp("evaluation")
+    structures = workdir / "structures"
+    structures.mkdir()
+    for name in STRUCTURE_FILES:
+        shutil.copy(shared_data / "structures" / name, structures)
+    evaluation = {"structures": str(structures), "min_chain_length": 20, "track_chains": 3,
+                  "secondary_structure": "auto", "seed_stability": True}
+    config = write_test_config(workdir, tiny_checkpoint, evaluation=evaluation)
+    run_snakemake(workdir, "--configfile", str(config), "--cores", "2")
+    return workdir / "results"
+
+
+def test_lint_is_clean_with_structures_enabled(run):
+    run_snakemake(run.parent, "--configfile", str(run.parent / "config.yaml"), "--lint")
+
+
+def test_structure_agreement_table_has_every_baseline(run):
+    table = pd.read_csv(run / f"evaluation/structures/agreement_K{K}.tsv", sep="\t", index_col="method")
+    assert set(table.index) == METHODS
+    assert (table.model == MODEL).all()
+    nmi = table[[column for column in table.columns if column.endswith("_nmi")]]
+    assert ((nmi >= 0) & (nmi <= 1 + 1e-9)).all().all()
+    assert table.loc["amino_acid", "amino_acid_nmi"] == pytest.approx(1.0)  # the letter predicts itself
+    assert abs(table.loc["random", "ss_ami"]) < 0.05  # chance-corrected: random tokens carry nothing
+    assert table.loc["handcrafted_6d", "ss_nmi"] > table.loc["random", "ss_nmi"]
+    summary = json.loads((run / f"evaluation/structures/agreement_K{K}.json").read_text())
+    assert summary["model_name"] == MODEL and summary["k"] == K
+    assert {chain["file"].rsplit("/", 1)[-1] for chain in summary["chains"]} == {
+        name.rsplit("/", 1)[-1] for name in STRUCTURE_FILES}
+    assert sum(chain["length"] for chain in summary["chains"]) == summary["n_residues"]
+    page = (run / f"evaluation/structures/agreement_K{K}.html").read_text()
+    assert MODEL in page and "random/test checkpoint" in page and "handcrafted_6d" in page
+
+
+def heldout_tokens_from_token_files(run, holdout_fraction: float) -> tuple[np.ndarray, int]:
+    """The `tokenize` rule's tokens of every held-out protein, and the number of those proteins."""
+    tokens, proteins = [], 0
+    for path in sorted((run / "tokens").glob("shard_*.h5")):
+        with TokenShard(path) as shard:
+            for i, sequence_hash in enumerate(shard.sequence_hashes):
+                if is_heldout(sequence_hash, holdout_fraction):
+                    tokens.append(shard.protein(i))
+                    proteins += 1
+    return np.concatenate(tokens), proteins
+
+
+def test_heldout_metrics(run):
+    metrics = json.loads((run / f"evaluation/heldout_metrics_K{K}.json").read_text())
+    assert metrics["model_name"] == MODEL and metrics["model_is_random_test_checkpoint"]
+    tokens, n_proteins = heldout_tokens_from_token_files(run, metrics["holdout_fraction"])
+    assert metrics["n_heldout_proteins"] == n_proteins > 0
+    assert metrics["n_heldout_residues"] == len(tokens)
+    usage = metrics["usage"]
+    used = len(np.unique(tokens))
+    assert usage["codes_used"] == used and usage["utilization"] == pytest.approx(used / K)
+    assert usage["dead_codes"] == K - used == len(usage["dead_code_ids"])
+    assert 1 <= usage["perplexity"] <= used and 0 <= usage["normalized_entropy"] <= 1
+    assert metrics["mse"] > 0
+    aa = metrics["amino_acid"]
+    assert 0 <= aa["mi_bits"] <= aa["aa_entropy_bits"] <= np.log2(20)
+    assert 0 <= aa["nmi"] <= 1 and aa["fraction_of_aa_entropy"] == pytest.approx(aa["mi_bits"] / aa["aa_entropy_bits"])
+    stability = metrics["seed_stability"]
+    assert stability["seeds"] == [0, 1] and -1 <= stability["ari"] <= 1
+    training = json.loads((run / f"codebook/training_K{K}.json").read_text())
+    assert stability["n_train"] == training["n_train"]
+    table = pd.read_csv(run / f"evaluation/heldout_metrics_K{K}.tsv", sep="\t", index_col="metric")
+    assert MODEL in table.loc["model", "value"] and "RANDOM TEST WEIGHTS" in table.loc["model", "value"]
+
+
+def test_html_report_shows_every_figure_and_table(run):
+    config = run.parent / "config.yaml"
+    run_snakemake(run.parent, "--configfile", str(config), "--report", "report.html")
+    page = (run.parent / "report.html").read_text()
+    for name in ("clustering_pca.png", "token_usage.png", f"token_tracks_K{K}.png", f"agreement_K{K}.html",
+                 f"heldout_metrics_K{K}.html"):
+        assert name in page, name
+    assert MODEL in page and "randomly initialised test checkpoint" in page

@@ -1,0 +1,51 @@
+"""The prepare stage beyond the basics: ids unique over sources, summary provenance, no partial outputs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from structure_tokens.inputs import InputRecord, prepare_inputs, read_fasta, read_shard
+
+
+def prepare(records, out, **options):
+    return prepare_inputs(records, shard_size=options.pop("shard_size", 2), shards_dir=out / "shards",
+                          manifest_path=out / "manifest.tsv", summary_path=out / "summary.json", **options)
+
+
+def test_ids_are_unique_over_every_source(tmp_path):
+    first, second = tmp_path / "a.fasta", tmp_path / "b.fasta"
+    first.write_text(">x\nMKV\n")
+    second.write_text(">x\nMAA\n>y\nMCC\n")
+    prepare(itertools.chain(read_fasta(first), read_fasta(second)), tmp_path / "out")
+    rows = (tmp_path / "out/manifest.tsv").read_text().splitlines()
+    assert rows[2].split("\t")[2:5] == ["x", "skipped", "duplicate id x (first at record 0)"]
+    assert [p.id for p in read_shard(tmp_path / "out/shards/shard_00000.tsv")] == ["x", "y"]
+
+
+def test_summary_records_the_configured_input(tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMKV\n>b\nMKV\n>c\nMAAX\n")
+    summary = prepare(read_fasta(fasta), tmp_path / "out", source="fasta", input_path=fasta)
+    assert json.loads((tmp_path / "out/summary.json").read_text()) == summary
+    assert (summary["source"], summary["input_path"], summary["sources"]) == ("fasta", str(fasta), [str(fasta)])
+    assert summary["status_counts"] == {"kept": 1, "duplicate_sequence": 1, "skipped": 1}
+    assert summary["reason_counts"] == {"duplicate_sequence": 1, "unknown_residue": 1}
+    assert (summary["n_proteins"], summary["n_residues"], summary["shards"]) == (1, 3, ["shard_00000"])
+
+
+def test_failed_run_leaves_no_manifest_or_summary(tmp_path):
+    records = [InputRecord("mem", 0, "a", "MXK"), InputRecord("mem", 1, "b", None)]
+    with pytest.raises(ValueError, match=r"no protein survived validation of \['mem'\]: "
+                                         r"\{'unknown_residue': 1, 'no_sequence': 1\}"):
+        prepare(iter(records), tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["shards"]
+
+
+@pytest.mark.parametrize("option, message", [({"shard_size": 0}, "shard_size must be >= 1"),
+                                             ({"nonstandard": "drop"}, "nonstandard_residues must be one of")])
+def test_invalid_options_are_rejected(option, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        prepare(iter([InputRecord("mem", 0, "a", "MKV")]), tmp_path / "out", **option)

@@ -1,0 +1,114 @@
+"""Input readers: UniProt protein names, undecodable bytes, ProteinLMBench exports, dispatch, demo provenance."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import re
+from importlib import resources
+
+import pytest
+
+from structure_tokens.inputs import open_source, read_fasta, read_proteinlmbench, read_uniprot
+from structure_tokens.inputs.readers import protein_name
+from structure_tokens.inputs.validate import clean_sequence
+
+from conftest import REPO
+
+FIXTURES = REPO / "tests" / "data" / "inputs"
+DEMO = resources.files("structure_tokens.data") / "demo_swissprot.dat.gz"
+DEMO_TEXT = gzip.decompress(DEMO.read_bytes()).decode()
+
+
+@pytest.mark.parametrize("description, name", [
+    ("RecName: Full=Claudin-1 {ECO:0000305}; AltName: Full=Senescence-associated protein;", "Claudin-1"),
+    ("SubName: Full=Predicted protein {ECO:0000313|EMBL:BAJ87517.1};", "Predicted protein"),
+    ("Proto-oncogene protein c-fos (Cellular oncogene fos) (G0/G1 switch regulatory protein 7).",
+     "Proto-oncogene protein c-fos"),
+    ("UBIQUITIN.", "UBIQUITIN"),
+    ("RecName: EC=1.1.1.1;", ""),
+])
+def test_protein_name_of_current_trembl_and_old_de_lines(description, name):
+    assert protein_name(description) == name
+
+
+def test_real_flat_files_give_names_for_every_de_style(shared_data):
+    folder = shared_data / "sequences" / "biopython_tests_swissprot"
+    names = {r.input_id: r.description for f in ("F2CXE6.txt", "sp012", "sp016.gz") for r in read_uniprot(folder / f)}
+    assert names == {"F2CXE6": "Plasma membrane intrinsic protein", "Q9Y736": "UBIQUITIN",
+                     "P01100": "Proto-oncogene protein c-fos"}
+
+
+def test_undecodable_bytes_reach_validation_instead_of_crashing(tmp_path):
+    fasta = tmp_path / "latin1.fasta"
+    fasta.write_bytes(b">p1 caf\xe9 protein\nMK\xe9A\n>p2\nMKA\n")
+    first, second = read_fasta(fasta)
+    assert first.description == "caf\ufffd protein"
+    assert clean_sequence(first.sequence).reason == "invalid character '\ufffd' at position 3"
+    assert second.sequence == "MKA"
+
+
+ROWS = [
+    {"instruction": "Q?", "input": "<seq> M K V </seq>", "output": "Binds ATP.", "accession": "P1"},
+    {"instruction": "Q?", "input": "<seq>MAA</seq>", "output": "Binds GTP.", "accession": 0},
+    {"instruction": "Q?", "input": "<seq>MCC</seq>", "output": "Binds CTP.", "accession": ""},
+]
+
+
+@pytest.mark.parametrize("layout", ["array", "json_lines"])
+def test_proteinlmbench_json_as_array_or_json_lines(layout, tmp_path):
+    """The dataset ships JSON arrays; ``datasets.Dataset.to_json`` writes JSON lines to ``.json``."""
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps(ROWS, indent=1) if layout == "array" else "".join(json.dumps(r) + "\n" for r in ROWS))
+    records = list(read_proteinlmbench(export, split="test"))
+    assert [r.input_id for r in records] == ["P1", "0", "plmb_test_0000002"]
+    assert [clean_sequence(r.sequence).sequence for r in records] == ["MKV", "MAA", "MCC"]
+    assert records[1].function == "Binds GTP." and records[2].instruction == "Q?"
+
+
+@pytest.mark.parametrize("row, found", [({"question": "x", "answer": "y"}, "['answer', 'question']"),
+                                        ("MKV", "str")])
+def test_proteinlmbench_rows_of_another_schema_are_an_error(row, found, tmp_path):
+    export = tmp_path / "other.jsonl"
+    export.write_text(json.dumps(row) + "\n")
+    message = rf"other\.jsonl: row 0 is not a ProteinLMBench record .*found {re.escape(found)}"
+    with pytest.raises(ValueError, match=message):
+        next(read_proteinlmbench(export))
+
+
+def test_proteinlmbench_invalid_json_line_names_file_and_line(tmp_path):
+    export = tmp_path / "broken.jsonl"
+    export.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
+    with pytest.raises(ValueError, match=r"broken\.jsonl: line 2: invalid JSON"):
+        list(read_proteinlmbench(export))
+
+
+def test_open_source_dispatches_on_the_configured_source(tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text(">a\nMKV\n")
+    assert [r.input_id for r in open_source("fasta", str(fasta), {})] == ["a"]
+    flat_file = tmp_path / "entry.dat"
+    flat_file.write_text(DEMO_TEXT.split("//\n")[0] + "//\n")
+    assert [r.input_id for r in open_source("uniprot", str(flat_file))] == ["P15455"]
+    plmb = open_source("proteinlmbench", str(FIXTURES / "proteinlmbench_sample.jsonl"), {"split": "dev", "subset": "x"})
+    assert next(plmb).input_id == "plmb_dev_0000000"
+    assert sum(1 for _ in open_source("demo", None, {})) == 100
+    with pytest.raises(ValueError, match=r"unknown input.proteinlmbench keys \['revision'\]"):
+        open_source("proteinlmbench", None, {"revision": "main"})
+    with pytest.raises(ValueError, match="input.source 'uniprot' needs input.path"):
+        open_source("uniprot", None, {})
+
+
+def load_make_demo():
+    spec = importlib.util.spec_from_file_location("make_demo", REPO / "scripts" / "dev" / "make_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_file_is_reproduced_by_make_demo(shared_data, tmp_path):
+    derived = tmp_path / "demo.dat.gz"
+    assert load_make_demo().derive(shared_data / "sequences" / "emboss_test_swissprot_seq.dat", derived) == 100
+    assert derived.read_bytes() == DEMO.read_bytes()
+    assert {line[:2] for line in DEMO_TEXT.splitlines()} <= {"ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//"}
