@@ -40,7 +40,7 @@ PROFILE_OVERRIDES = {
     "latency-wait": 5,
     "max-threads": 2,
 }
-RESOURCES = {"embed": {"mem_mb": 3000}, "train_codebook": {"mem_mb": 3000}}
+RESOURCES = {rule: {"mem_mb": 3000} for rule in ("embed", "train_codebook", "heldout_metrics")}
 # `train_codebook` asks for 60 MB on its first attempt: SLURM kills it for exceeding its memory.
 OOM_RULE = "train_codebook"
 OOM_RESOURCES = {**RESOURCES, OOM_RULE: {"mem_mb": "60 if attempt == 1 else 3000"}}
@@ -248,7 +248,7 @@ def test_every_compute_job_is_a_slurm_job(slurm_run):
     completed = [job for job in slurm_run.jobs if job.state == "COMPLETED"]
     assert sorted((job.rule, job.wildcards) for job in completed) == sorted(
         [("prepare", ""), ("train_codebook", ""), ("llm_outputs", ""), ("codebook_summary", ""), ("report", ""),
-         ("finetune_data", "")]
+         ("finetune_data", ""), ("heldout_metrics", "")]
         + [(rule, shard) for rule in ("embed", "tokenize") for shard in SHARDS])
     for job in slurm_run.jobs:
         assert job.fields["JobName"].startswith("structure_tokens_")
