@@ -23,6 +23,7 @@ from structure_tokens.inputs.shards import Protein, read_shard
 
 WINDOW = 1022  # residues per forward pass: 1024 positions minus BOS and EOS
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+CPU_TOKEN_BUDGET = 2048
 LONG_POLICIES = ("windows", "truncate", "skip")
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,11 @@ class Embedder:
             raise ValueError(f"layer {options.layer} is outside the model's 0..{model.num_layers}")
         self.converter = alphabet.get_batch_converter()
         self.oom_splits = 0
-        self.max_batch_tokens = options.token_budget  # lowered by CUDA out-of-memory errors
+        # On a CPU, small batches stay in cache: capped at CPU_TOKEN_BUDGET (measured faster, see
+        # docs/benchmarks.md). On a GPU the configured budget applies, lowered by out-of-memory errors.
+        self.token_budget = (options.token_budget if self.device.type == "cuda"
+                             else min(options.token_budget, CPU_TOKEN_BUDGET))
+        self.max_batch_tokens = self.token_budget
         self.skipped: list[int] = []
 
     def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
@@ -116,7 +121,7 @@ class Embedder:
         ordered = sorted(pieces, key=lambda p: (-len(p.sequence), p.index, p.start))
         batches: list[list[Piece]] = []
         for piece in ordered:  # descending lengths: the first piece of a batch is its longest
-            if batches and (len(batches[-1]) + 1) * (len(batches[-1][0].sequence) + 2) <= self.options.token_budget:
+            if batches and (len(batches[-1]) + 1) * (len(batches[-1][0].sequence) + 2) <= self.token_budget:
                 batches[-1].append(piece)
             else:
                 batches.append([piece])
