@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 
 from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint
+from structure_tokens.inputs import read_fasta
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_FASTA = REPO.parent / "shared/data/sequences/mmseqs2_examples_DB.fasta.gz"
@@ -105,8 +106,7 @@ def synthetic_plan(n: int, root: Path) -> dict:
     workdir = root / "synthetic"
     workdir.mkdir()
     fasta = workdir / "input.fasta"
-    with gzip.open(REAL_FASTA, "rt") as handle:
-        lengths = np.array([len(s.split("\n", 1)[1].replace("\n", "")) for s in handle.read().split(">")[1:]])
+    lengths = np.array([len(r.sequence or "") for r in read_fasta(REAL_FASTA)])
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     with open(fasta, "w") as out:

@@ -56,6 +56,9 @@ def test_structure_agreement_table_has_every_baseline(run):
     assert table.loc["handcrafted_6d", "ss_nmi"] > table.loc["random", "ss_nmi"]
     summary = json.loads((run / f"evaluation/structures/agreement_K{K}.json").read_text())
     assert summary["model_name"] == MODEL and summary["k"] == K
+    per_token = summary["esm_token_label_distributions"]["ss"]
+    assert sum(row["count"] for row in per_token) == summary["labels"]["ss"]["n_defined"]
+    assert all(0 < row["majority_fraction"] <= 1 for row in per_token)
     assert {chain["file"].rsplit("/", 1)[-1] for chain in summary["chains"]} == {
         name.rsplit("/", 1)[-1] for name in STRUCTURE_FILES}
     assert sum(chain["length"] for chain in summary["chains"]) == summary["n_residues"]

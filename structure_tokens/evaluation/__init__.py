@@ -176,6 +176,12 @@ def evaluate_structures(
             np.concatenate(tokens_by_method["handcrafted_6d"]), np.concatenate(handcrafted_tokens(labels, k, seed + 1))
         ),
         "metrics": table.reset_index().to_dict(orient="records"),
+        # per ESM token: residue count, label fractions, majority label, for every label set
+        "esm_token_label_distributions": {
+            name: token_label_table(np.concatenate(tokens_by_method[ESM_METHOD]), np.concatenate(arrays),
+                                    label_classes[name]).reset_index().to_dict(orient="records")
+            for name, arrays in label_sets.items()
+        },
     }
     with atomic_output(out_tsv) as tmp:
         table.to_csv(tmp, sep="\t", float_format="%.6g")
