@@ -108,6 +108,22 @@ def examples(token_h5: str | os.PathLike) -> list[dict[str, Any]]:
                 for i in range(min(N_EXAMPLES, len(shard)))]
 
 
+def usage_summary(counts: np.ndarray) -> dict[str, Any]:
+    """Utilization, perplexity, normalized entropy, dead and tiny codes of per-code usage counts."""
+    dead, tiny = dead_codes(counts), tiny_codes(counts)
+    return {
+        "utilization": utilization(counts),
+        "codes_used": int(np.count_nonzero(counts)),
+        "perplexity": perplexity(counts),
+        "normalized_entropy": normalized_entropy(counts),
+        "dead_codes": len(dead),
+        "dead_code_ids": dead.tolist(),
+        "tiny_codes": len(tiny),
+        "tiny_code_ids": tiny.tolist(),
+        "tiny_code_threshold_fraction": TINY_CODE_FRACTION,
+    }
+
+
 def write_codebook_summary(
     token_h5s: Sequence[str | os.PathLike],
     codebook_npz: str | os.PathLike,
@@ -119,8 +135,6 @@ def write_codebook_summary(
     training = json.loads(Path(training_json).read_text())
     counts, unique = token_statistics(token_h5s, codebook.k, codebook.sha256)
     n_residues = int(counts.sum())
-    dead = dead_codes(counts)
-    tiny = tiny_codes(counts)
     summary = {
         "k": codebook.k,
         "dim": codebook.dim,
@@ -129,14 +143,7 @@ def write_codebook_summary(
         "codebook_sha256": codebook.sha256,
         "n_proteins": len(unique),
         "n_residues": n_residues,
-        "utilization": utilization(counts),
-        "perplexity": perplexity(counts),
-        "normalized_entropy": normalized_entropy(counts),
-        "dead_codes": len(dead),
-        "dead_code_ids": dead.tolist(),
-        "tiny_codes": len(tiny),
-        "tiny_code_ids": tiny.tolist(),
-        "tiny_code_threshold_fraction": TINY_CODE_FRACTION,
+        **usage_summary(counts),
         "unique_tokens_per_protein": describe(unique),
         **{key: training.get(key) for key in ("inertia", "train_mse", "heldout_mse", "n_train", "n_heldout")},
         "examples": examples(token_h5s[0]) if token_h5s else [],

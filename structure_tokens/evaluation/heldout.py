@@ -19,15 +19,7 @@ import pandas as pd
 
 from structure_tokens.atomic import atomic_output
 from structure_tokens.codebook.kmeans import Codebook, assign, mean_squared_error, train_codebook
-from structure_tokens.codebook.metrics import (
-    TINY_CODE_FRACTION,
-    dead_codes,
-    normalized_entropy,
-    perplexity,
-    tiny_codes,
-    usage_counts,
-    utilization,
-)
+from structure_tokens.codebook.metrics import TINY_CODE_FRACTION, usage_counts, usage_summary
 from structure_tokens.codebook.sample import is_heldout, sample_residues
 from structure_tokens.embed.store import EmbeddingShard
 from structure_tokens.evaluation.agreement import (
@@ -129,19 +121,7 @@ def stability_codebook(
 
 def usage_metrics(tokens: np.ndarray, k: int) -> dict[str, Any]:
     """Utilization, perplexity, normalized entropy, dead and tiny codes of a token array."""
-    counts = usage_counts(tokens, k)
-    dead, tiny = dead_codes(counts), tiny_codes(counts)
-    return {
-        "utilization": utilization(counts),
-        "codes_used": int(np.count_nonzero(counts)),
-        "perplexity": perplexity(counts),
-        "normalized_entropy": normalized_entropy(counts),
-        "dead_codes": len(dead),
-        "dead_code_ids": dead.tolist(),
-        "tiny_codes": len(tiny),
-        "tiny_code_ids": tiny.tolist(),
-        "tiny_code_threshold_fraction": TINY_CODE_FRACTION,
-    }
+    return usage_summary(usage_counts(tokens, k))
 
 
 def amino_acid_information(tokens: np.ndarray, amino_acids: np.ndarray) -> dict[str, float]:
