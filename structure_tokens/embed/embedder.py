@@ -20,8 +20,9 @@ from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.store import EmbeddingWriter
 from structure_tokens.inputs.shards import Protein, read_shard
+from structure_tokens.inputs.validate import ESM2_WINDOW
 
-WINDOW = 1022  # residues per forward pass: 1024 positions minus BOS and EOS
+WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 CPU_TOKEN_BUDGET = 2048
 LONG_POLICIES = ("windows", "truncate", "skip")
