@@ -19,7 +19,7 @@ from structure_tokens.codebook.kmeans import (
 )
 from structure_tokens.codebook.metrics import (
     dead_codes,
-    describe,
+    describe_histogram,
     normalized_entropy,
     perplexity,
     tiny_codes,
@@ -207,5 +207,14 @@ def test_unique_tokens_per_protein():
 def test_tiny_codes_are_used_by_under_a_hundredth_of_a_percent():
     counts = np.array([20_000, 1, 0, 2, 10_000])  # 0.01% of 30,003 residues is 3.0003
     assert tiny_codes(counts).tolist() == [1, 3]
-    assert describe(np.array([3, 1, 2, 10])) == {"mean": 4.0, "median": 2.5, "min": 1.0, "max": 10.0}
-    assert describe(np.array([]))["mean"] is None
+
+
+@pytest.mark.parametrize("values", [[3, 1, 2, 10], [4, 4, 0, 7, 1], [5], [0, 0, 9, 9, 9, 9]])
+def test_describe_histogram_matches_numpy_on_the_values(values):
+    described = describe_histogram(np.bincount(values, minlength=12))
+    assert described == {"mean": pytest.approx(np.mean(values)), "median": np.median(values),
+                         "min": min(values), "max": max(values)}
+
+
+def test_describe_histogram_of_nothing_is_none():
+    assert describe_histogram(np.zeros(5, dtype=np.int64))["mean"] is None

@@ -12,12 +12,14 @@ import pytest
 
 from structure_tokens.evaluation import evaluate_structures
 from structure_tokens.evaluation.agreement import (
+    ContingencyCounts,
     adjusted_rand_index,
     agreement_metrics,
     conditional_entropy_bits,
     entropy_bits,
     evaluate_tokenizers,
     mutual_information_bits,
+    normalized_mutual_information,
     purity,
     token_label_table,
 )
@@ -71,6 +73,29 @@ def test_adjusted_rand_index_ignores_token_names():
     tokens = np.random.default_rng(3).integers(0, 10, 2000)
     assert adjusted_rand_index(tokens, (tokens + 7) % 10) == pytest.approx(1.0)
     assert abs(adjusted_rand_index(tokens, np.random.default_rng(4).integers(0, 10, 2000))) < 0.01
+
+
+@pytest.mark.parametrize("noise", [0, 3, 25])
+def test_contingency_counts_added_in_blocks_equal_the_metrics_of_the_whole_arrays(noise):
+    rng = np.random.default_rng(noise)
+    tokens = rng.integers(0, 40, 10_000)
+    labels = (tokens + rng.integers(0, noise + 1, len(tokens))) % 20
+    counts = ContingencyCounts(40, 20)
+    for start in range(0, len(tokens), 777):
+        counts.add(tokens[start:start + 777], labels[start:start + 777])
+    assert counts.total == len(tokens) and counts.row_counts().tolist() == np.bincount(tokens, minlength=40).tolist()
+    assert counts.col_entropy_bits() == pytest.approx(entropy_bits(labels))
+    assert counts.mutual_information_bits() == pytest.approx(mutual_information_bits(tokens, labels))
+    assert counts.normalized_mutual_information() == pytest.approx(normalized_mutual_information(tokens, labels))
+    assert counts.adjusted_rand_index() == pytest.approx(adjusted_rand_index(tokens, labels), abs=1e-12)
+
+
+def test_contingency_counts_edge_cases():
+    constant = ContingencyCounts(3, 3)
+    constant.add(np.zeros(50), np.ones(50))
+    assert constant.normalized_mutual_information() == 1.0 and constant.adjusted_rand_index() == 1.0
+    with pytest.raises(ValueError, match="outside"):
+        constant.add(np.array([3]), np.array([0]))
 
 
 def test_evaluate_tokenizers_ignores_undefined_labels_and_checks_lengths():

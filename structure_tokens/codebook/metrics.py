@@ -15,7 +15,8 @@ from structure_tokens.codebook.kmeans import Codebook, mean_squared_error
 from structure_tokens.tokenize.assign import TokenShard
 
 __all__ = ["usage_counts", "utilization", "perplexity", "normalized_entropy", "dead_codes",
-           "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "token_statistics", "write_codebook_summary"]
+           "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "describe_histogram", "token_statistics",
+           "write_codebook_summary"]
 
 TINY_CODE_FRACTION = 1e-4  # codes used by fewer than 0.01% of the residues
 N_EXAMPLES = 3
@@ -64,12 +65,20 @@ def tiny_codes(counts: np.ndarray, fraction: float = TINY_CODE_FRACTION) -> np.n
     return np.flatnonzero((counts > 0) & (counts < fraction * counts.sum()))
 
 
-def describe(values: np.ndarray) -> dict[str, float | None]:
-    """Mean, median, min and max of ``values`` (all None when empty)."""
-    if len(values) == 0:
+def describe_histogram(histogram: np.ndarray) -> dict[str, float | None]:
+    """Mean, median, min and max of the integers whose counts are ``histogram`` (all None when empty).
+
+    ``histogram[v]`` is how often the value ``v`` occurs; the median follows ``np.median``.
+    """
+    histogram = np.asarray(histogram, dtype=np.int64)
+    n = int(histogram.sum())
+    if n == 0:
         return dict.fromkeys(("mean", "median", "min", "max"))
-    return {"mean": float(np.mean(values)), "median": float(np.median(values)),
-            "min": float(np.min(values)), "max": float(np.max(values))}
+    values = np.flatnonzero(histogram)
+    cumulative = np.cumsum(histogram)
+    lower, upper = np.searchsorted(cumulative, [(n - 1) // 2 + 1, n // 2 + 1])
+    return {"mean": float(np.dot(np.arange(len(histogram)), histogram) / n), "median": float(lower + upper) / 2,
+            "min": float(values[0]), "max": float(values[-1])}
 
 
 def unique_tokens_per_protein(tokens: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray:
@@ -82,12 +91,14 @@ def unique_tokens_per_protein(tokens: np.ndarray, offsets: np.ndarray, k: int) -
 
 def token_statistics(token_h5s: Sequence[str | os.PathLike], k: int,
                      codebook_sha256: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Code usage counts over all token files, and the distinct-token count of every protein.
+    """Code usage counts over all token files, and the histogram of distinct tokens per protein.
 
+    One shard is in memory at a time, so memory does not grow with the number of shards.
+    ``histogram[n]`` (length ``k + 1``) counts the proteins with ``n`` distinct tokens.
     Fails when a file was made with a codebook of another size (or, if given, another sha256).
     """
     counts = np.zeros(k, dtype=np.int64)
-    unique: list[np.ndarray] = []
+    histogram = np.zeros(k + 1, dtype=np.int64)
     for path in token_h5s:
         with TokenShard(path) as shard:
             if shard.k != k:
@@ -95,9 +106,10 @@ def token_statistics(token_h5s: Sequence[str | os.PathLike], k: int,
             if codebook_sha256 is not None and shard.codebook_sha256 != codebook_sha256:
                 raise ValueError(f"{path} was made with codebook sha256 {shard.codebook_sha256}, "
                                  f"expected {codebook_sha256}")
-            counts += usage_counts(shard.tokens, k)
-            unique.append(unique_tokens_per_protein(shard.tokens, shard.offsets, k))
-    return counts, np.concatenate(unique) if unique else np.zeros(0, dtype=np.int64)
+            tokens = shard.tokens
+            counts += usage_counts(tokens, k)
+            histogram += np.bincount(unique_tokens_per_protein(tokens, shard.offsets, k), minlength=k + 1)
+    return counts, histogram
 
 
 def examples(token_h5: str | os.PathLike) -> list[dict[str, Any]]:
@@ -130,10 +142,13 @@ def write_codebook_summary(
     training_json: str | os.PathLike,
     out_json: str | os.PathLike,
 ) -> dict[str, Any]:
-    """Codebook quality on every tokenized residue plus the training errors; written atomically."""
+    """Codebook quality on every tokenized residue plus the training errors; written atomically.
+
+    Streams the token files one at a time: memory is bounded by the largest shard.
+    """
     codebook = Codebook.load(codebook_npz)
     training = json.loads(Path(training_json).read_text())
-    counts, unique = token_statistics(token_h5s, codebook.k, codebook.sha256)
+    counts, distinct_histogram = token_statistics(token_h5s, codebook.k, codebook.sha256)
     n_residues = int(counts.sum())
     summary = {
         "k": codebook.k,
@@ -141,10 +156,10 @@ def write_codebook_summary(
         "model_name": codebook.model_name,
         "layer": codebook.layer,
         "codebook_sha256": codebook.sha256,
-        "n_proteins": len(unique),
+        "n_proteins": int(distinct_histogram.sum()),
         "n_residues": n_residues,
         **usage_summary(counts),
-        "unique_tokens_per_protein": describe(unique),
+        "unique_tokens_per_protein": describe_histogram(distinct_histogram),
         **{key: training.get(key) for key in ("inertia", "train_mse", "heldout_mse", "n_train", "n_heldout")},
         "examples": examples(token_h5s[0]) if token_h5s else [],
     }

@@ -71,6 +71,72 @@ def adjusted_rand_index(tokens_a: np.ndarray, tokens_b: np.ndarray) -> float:
     return float(adjusted_rand_score(tokens_a, tokens_b))
 
 
+class ContingencyCounts:
+    """Co-occurrence counts of two integer labellings of the same residues, added block by block.
+
+    Memory is ``n_rows x n_cols`` int64 however many residues are added, so metrics over millions of
+    residues can stream. The metrics equal those of the functions above on the concatenated arrays.
+    """
+
+    def __init__(self, n_rows: int, n_cols: int):
+        self.table = np.zeros((n_rows, n_cols), dtype=np.int64)
+
+    def add(self, rows: np.ndarray, cols: np.ndarray) -> None:
+        """Count the residues of one block: ``rows[i]`` and ``cols[i]`` label residue ``i``."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        _check_pair(rows, cols)
+        n_rows, n_cols = self.table.shape
+        if rows.min() < 0 or rows.max() >= n_rows or cols.min() < 0 or cols.max() >= n_cols:
+            raise ValueError(f"labels outside [0, {n_rows}) x [0, {n_cols})")
+        self.table += np.bincount(rows * n_cols + cols, minlength=self.table.size).reshape(self.table.shape)
+
+    @property
+    def total(self) -> int:
+        return int(self.table.sum())
+
+    def row_counts(self) -> np.ndarray:
+        return self.table.sum(axis=1)
+
+    def col_entropy_bits(self) -> float:
+        """H of the column labelling."""
+        return _counts_entropy_bits(self.table.sum(axis=0))
+
+    def mutual_information_bits(self) -> float:
+        """I(rows; cols)."""
+        return float(mutual_info_score(None, None, contingency=self.table) / np.log(2))
+
+    def normalized_mutual_information(self) -> float:
+        """I / mean(H(rows), H(cols)), with sklearn's conventions for single-label cases."""
+        rows_used, cols_used = np.count_nonzero(self.row_counts()), np.count_nonzero(self.table.sum(axis=0))
+        if rows_used == cols_used <= 1:
+            return 1.0
+        mi = self.mutual_information_bits()
+        if mi == 0:
+            return 0.0
+        return mi / ((_counts_entropy_bits(self.row_counts()) + self.col_entropy_bits()) / 2)
+
+    def adjusted_rand_index(self) -> float:
+        """ARI of the two labellings, from the pair-confusion counts (exact integers)."""
+        n = self.total
+        same_both = int((self.table.astype(object) ** 2).sum()) - n
+        same_rows = int((self.row_counts().astype(object) ** 2).sum()) - n
+        same_cols = int((self.table.sum(axis=0).astype(object) ** 2).sum()) - n
+        only_rows, only_cols = same_rows - same_both, same_cols - same_both
+        neither = n * n - n - same_both - only_rows - only_cols
+        if only_rows == only_cols == 0:
+            return 1.0
+        return float(2 * (same_both * neither - only_rows * only_cols)
+                     / ((same_both + only_rows) * (only_rows + neither) + (same_both + only_cols) * (only_cols + neither)))
+
+
+def _counts_entropy_bits(counts: np.ndarray) -> float:
+    counts = counts[counts > 0]
+    if counts.sum() == 0:
+        return 0.0
+    p = counts / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
 def agreement_metrics(tokens: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """All of :data:`METRICS` for one token array against one label array (NaN labels dropped)."""
     tokens, labels = _defined(tokens, labels)

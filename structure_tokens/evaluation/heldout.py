@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -19,16 +19,12 @@ import pandas as pd
 
 from structure_tokens.atomic import atomic_output
 from structure_tokens.codebook.kmeans import Codebook, assign, mean_squared_error, train_codebook
-from structure_tokens.codebook.metrics import TINY_CODE_FRACTION, usage_counts, usage_summary
+from structure_tokens.codebook.metrics import TINY_CODE_FRACTION, usage_summary
 from structure_tokens.codebook.sample import is_heldout, sample_residues
 from structure_tokens.embed.store import EmbeddingShard
-from structure_tokens.evaluation.agreement import (
-    adjusted_rand_index,
-    entropy_bits,
-    mutual_information_bits,
-    normalized_mutual_information,
-)
+from structure_tokens.evaluation.agreement import ContingencyCounts
 from structure_tokens.evaluation.baselines import amino_acid_tokens
+from structure_tokens.evaluation.structures import STANDARD_AMINO_ACIDS
 from structure_tokens.inputs.shards import read_shard
 from structure_tokens.evaluation.tables import write_html_tables
 from structure_tokens.report.summary import format_value, is_test_model
@@ -53,12 +49,11 @@ class CodebookOptions:
 
 
 @dataclass
-class HeldoutResidues:
-    """Per-residue results over all held-out proteins, filled block by block."""
+class HeldoutCounts:
+    """Streaming totals over all held-out residues: memory is O(K x K), not O(residues)."""
 
-    tokens: list[np.ndarray] = field(default_factory=list)
-    stability_tokens: list[np.ndarray] = field(default_factory=list)
-    amino_acids: list[np.ndarray] = field(default_factory=list)
+    token_vs_amino_acid: ContingencyCounts
+    token_vs_stability: ContingencyCounts | None
     squared_error_sum: float = 0.0
     n_proteins: int = 0
 
@@ -119,18 +114,13 @@ def stability_codebook(
     return second, len(train)
 
 
-def usage_metrics(tokens: np.ndarray, k: int) -> dict[str, Any]:
-    """Utilization, perplexity, normalized entropy, dead and tiny codes of a token array."""
-    return usage_summary(usage_counts(tokens, k))
-
-
-def amino_acid_information(tokens: np.ndarray, amino_acids: np.ndarray) -> dict[str, float]:
-    """How much the tokens say about the residue letter: I(T; AA) in bits, NMI, and I / H(AA)."""
-    aa_entropy = entropy_bits(amino_acids)
-    mi = mutual_information_bits(tokens, amino_acids)
+def amino_acid_information(counts: ContingencyCounts) -> dict[str, float]:
+    """How much the tokens (rows) say about the residue letter (columns): I(T; AA) in bits, NMI, I / H(AA)."""
+    aa_entropy = counts.col_entropy_bits()
+    mi = counts.mutual_information_bits()
     return {
         "mi_bits": mi,
-        "nmi": normalized_mutual_information(tokens, amino_acids),
+        "nmi": counts.normalized_mutual_information(),
         "aa_entropy_bits": aa_entropy,
         "fraction_of_aa_entropy": mi / aa_entropy if aa_entropy > 0 else 0.0,
     }
@@ -154,17 +144,18 @@ def heldout_metrics(
     codebook = Codebook.load(codebook_npz)
     second, n_train = (stability_codebook(train_embedding_paths, codebook, options)
                        if seed_stability else (None, codebook.n_train))
-    residues = HeldoutResidues()
+    counts = HeldoutCounts(ContingencyCounts(codebook.k, len(STANDARD_AMINO_ACIDS)),
+                           ContingencyCounts(codebook.k, codebook.k) if second is not None else None)
     for embeddings, sequences in heldout_blocks(embedding_paths, shard_tsvs, codebook_npz, codebook,
                                                 options.holdout_fraction):
         X = embeddings.astype(np.float32)
         tokens = assign(X, codebook.centroids)
-        residues.squared_error_sum += mean_squared_error(X, codebook.centroids, tokens) * len(X)
-        residues.tokens.append(tokens)
-        residues.amino_acids.append(np.concatenate(amino_acid_tokens(sequences)))
-        residues.n_proteins += len(sequences)
+        counts.squared_error_sum += mean_squared_error(X, codebook.centroids, tokens) * len(X)
+        counts.token_vs_amino_acid.add(tokens, np.concatenate(amino_acid_tokens(sequences)))
+        counts.n_proteins += len(sequences)
         if second is not None:
-            residues.stability_tokens.append(assign(X, second.centroids))
+            counts.token_vs_stability.add(tokens, assign(X, second.centroids))
+    n_residues = counts.token_vs_amino_acid.total
     summary: dict[str, Any] = {
         "model_name": codebook.model_name,
         "model_is_random_test_checkpoint": is_test_model(codebook.model_name),
@@ -174,24 +165,23 @@ def heldout_metrics(
         "codebook_sha256": codebook.sha256,
         "holdout_fraction": options.holdout_fraction,
         "n_shards": len(embedding_paths),
-        "n_heldout_proteins": residues.n_proteins,
-        "n_heldout_residues": int(sum(map(len, residues.tokens))),
+        "n_heldout_proteins": counts.n_proteins,
+        "n_heldout_residues": n_residues,
         "n_train": n_train,
     }
-    if not residues.tokens:
+    if n_residues == 0:
         return {**summary, "note": f"no protein of the {len(embedding_paths)} embedded shards is held out "
                                    f"(codebook.holdout_fraction={options.holdout_fraction})",
                 "usage": None, "mse": None, "amino_acid": None, "seed_stability": None}
-    tokens, amino_acids = np.concatenate(residues.tokens), np.concatenate(residues.amino_acids)
     stability = None
     if second is not None:
         stability = {"seeds": [codebook.seed, second.seed], "n_train": n_train,
-                     "ari": adjusted_rand_index(tokens, np.concatenate(residues.stability_tokens))}
+                     "ari": counts.token_vs_stability.adjusted_rand_index()}
     return {
         **summary,
-        "usage": usage_metrics(tokens, codebook.k),
-        "mse": residues.squared_error_sum / len(tokens),
-        "amino_acid": amino_acid_information(tokens, amino_acids),
+        "usage": usage_summary(counts.token_vs_amino_acid.row_counts()),
+        "mse": counts.squared_error_sum / n_residues,
+        "amino_acid": amino_acid_information(counts.token_vs_amino_acid),
         "seed_stability": stability,
     }
 

@@ -14,7 +14,12 @@ import numpy as np  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 
 from structure_tokens.atomic import atomic_output  # noqa: E402
-from structure_tokens.codebook.metrics import perplexity, token_statistics, utilization  # noqa: E402
+from structure_tokens.codebook.metrics import (  # noqa: E402
+    describe_histogram,
+    perplexity,
+    token_statistics,
+    utilization,
+)
 from structure_tokens.codebook.sample import random_rows, read_rows, shard_model  # noqa: E402
 from structure_tokens.embed.store import EmbeddingShard  # noqa: E402
 from structure_tokens.tokenize.assign import TokenShard  # noqa: E402
@@ -71,7 +76,7 @@ def plot_pca(embedding_paths: Sequence[str | os.PathLike], token_h5s: Sequence[s
 
 def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: str | os.PathLike) -> None:
     """Left: residues per code, sorted by frequency; right: distinct tokens per protein."""
-    counts, unique = token_statistics(token_h5s, k)
+    counts, distinct_histogram = token_statistics(token_h5s, k)
     fig, (usage_ax, unique_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     ranked = np.sort(counts)[::-1]
     usage_ax.bar(np.arange(k), ranked, width=1.0, color="tab:blue")
@@ -82,12 +87,14 @@ def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: st
     usage_ax.legend(loc="lower left")
     usage_ax.set_title(f"Code usage: utilization {utilization(counts):.1%} of K={k}, "
                        f"perplexity {perplexity(counts):.1f}")
-    most = int(unique.max(initial=1))
+    distinct = describe_histogram(distinct_histogram)
+    most = int(distinct["max"] or 1)
     bins = np.arange(0.5, most + 1.5) if most <= 60 else 50
-    unique_ax.hist(unique, bins=bins, color="tab:orange")
+    unique_ax.hist(np.arange(k + 1), bins=bins, range=(0.5, most + 0.5), weights=distinct_histogram,
+                   color="tab:orange")
     unique_ax.set_xlabel("distinct structure tokens in the protein")
     unique_ax.set_ylabel("proteins")
-    unique_ax.set_title(f"Distinct tokens per protein ({len(unique)} proteins, "
-                        f"median {np.median(unique) if len(unique) else 0:.0f})")
+    unique_ax.set_title(f"Distinct tokens per protein ({distinct_histogram.sum()} proteins, "
+                        f"median {distinct['median'] or 0:.0f})")
     fig.tight_layout()
     save_figure(fig, out_png)
