@@ -1,10 +1,11 @@
 """Scale benchmark: the real workflow on growing inputs; flat memory per rule, disk per protein,
 and the 1M-protein plan.
 
-  python benchmarks/scale.py --sizes 1000 5000 20000 --synthetic 1000000 --out docs/scale.json
+  python benchmarks/scale.py --sizes 1000 5000 20000 --modes keep one-pass --synthetic 1000000 --out docs/scale.json
 
 Part 1 runs the whole pipeline (tiny random ESM-2 on CPU, K=64) on the first N real proteins of
-`../shared/data/sequences/mmseqs2_examples_DB.fasta.gz` and reads every job's Snakemake
+`../shared/data/sequences/mmseqs2_examples_DB.fasta.gz`, keeping embeddings and in one-pass
+mode (`keep_embeddings: false`, 2 training shards), and reads every job's Snakemake
 `benchmark:` file (wall time, peak RSS). Part 2 writes a synthetic FASTA of 1M proteins (lengths
 drawn from the real distribution), runs only `prepare`, then times `snakemake -n` of the full run.
 Not a test: it reports what it measured.
@@ -46,10 +47,12 @@ def snakemake(workdir: Path, config: Path, *args: str) -> tuple[float, str]:
 
 
 def write_config(workdir: Path, fasta: Path, checkpoint: Path | None, **extra) -> Path:
+    """The benchmark's config; ``extra`` keys replace top-level values and update nested sections."""
     config = {"input": {"source": "fasta", "path": str(fasta)}, "shard_size": 1000,
               "model": {"device": "cpu", "token_budget": 8192},
-              "codebook": {"k": 64, "sample_per_shard": 5000, "max_train_residues": 50000, "max_iter": 20},
-              **extra}
+              "codebook": {"k": 64, "sample_per_shard": 5000, "max_train_residues": 50000, "max_iter": 20}}
+    for key, value in extra.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
     if checkpoint:
         config["model"]["checkpoint"] = str(checkpoint)
     path = workdir / "config.yaml"
@@ -86,15 +89,19 @@ def size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in files if f.is_file()) / 1e6
 
 
-def real_run(n: int, root: Path, checkpoint: Path) -> dict:
-    workdir = root / f"real_{n}"
+MODES = {"keep": {}, "one-pass": {"keep_embeddings": False, "codebook": {"train_shards": 2}}}
+
+
+def real_run(n: int, mode: str, root: Path, checkpoint: Path) -> dict:
+    """The whole workflow on the first ``n`` real records, keeping embeddings or in one-pass mode."""
+    workdir = root / f"real_{n}_{mode}"
     workdir.mkdir()
     fasta = workdir / "input.fasta"
     first_records(n, fasta)
-    seconds, _ = snakemake(workdir, write_config(workdir, fasta, checkpoint), "--cores", "2")
+    seconds, _ = snakemake(workdir, write_config(workdir, fasta, checkpoint, **MODES[mode]), "--cores", "2")
     results = workdir / "results"
     summary = json.loads((results / "prepared/prepare_summary.json").read_text())
-    return {"n_records": n, "n_proteins": summary["n_proteins"], "n_residues": summary["n_residues"],
+    return {"n_records": n, "mode": mode, "n_proteins": summary["n_proteins"], "n_residues": summary["n_residues"],
             "n_shards": summary["n_shards"], "wall_s": round(seconds, 1), "rules": rule_peaks(results),
             "disk_mb": {"embeddings": size_mb(results / "embeddings"), "tokens_h5": size_mb(results / "tokens"),
                         "tokens.parquet": size_mb(results / "tokens.parquet"),
@@ -132,6 +139,8 @@ def synthetic_plan(n: int, root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", type=int, default=[1000, 5000, 20000])
+    parser.add_argument("--modes", nargs="*", choices=list(MODES), default=list(MODES),
+                        help="keep: embeddings kept (two passes); one-pass: keep_embeddings false")
     parser.add_argument("--synthetic", type=int, default=1_000_000, help="0 to skip")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
@@ -139,9 +148,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         checkpoint = write_random_esm2_checkpoint(root / "esm2_t2_32_tiny_random.pt")
-        for n in args.sizes:
-            results["real"].append(real_run(n, root, checkpoint))
-            print(json.dumps(results["real"][-1]), flush=True)
+        for mode in args.modes:
+            for n in args.sizes:
+                results["real"].append(real_run(n, mode, root, checkpoint))
+                print(json.dumps(results["real"][-1]), flush=True)
         if args.synthetic:
             results["synthetic"] = synthetic_plan(args.synthetic, root)
             print(json.dumps(results["synthetic"]), flush=True)

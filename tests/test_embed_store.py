@@ -8,7 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from structure_tokens.embed.store import EmbeddingShard, EmbeddingWriter, is_complete, partial_dir, write_embedding_shard
+from structure_tokens.embed.store import EmbeddingShard, EmbeddingWriter, is_complete, write_embedding_shard
+from structure_tokens.resumable import partial_dir
 
 ATTRS = {"model_name": "esm2_test", "layer": 2}
 

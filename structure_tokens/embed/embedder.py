@@ -162,11 +162,16 @@ class Embedder:
         return self._forward(batch[:half]) + self._forward(batch[half:])
 
     def embed(self, proteins: Sequence[Protein]) -> Iterator[tuple[int, np.ndarray]]:
-        """``(index into proteins, (length, dim) float16)`` in processing order.
+        """``(index into proteins, (length, dim) float16)`` in processing order (see :meth:`embed_batches`)."""
+        for finished in self.embed_batches(proteins):
+            yield from finished
 
-        Windowed proteins are yielded once all their windows are done, each residue averaged over
+    def embed_batches(self, proteins: Sequence[Protein]) -> Iterator[list[tuple[int, np.ndarray]]]:
+        """After each forward pass, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``.
+
+        Windowed proteins are finished once all their windows are done, each residue averaged over
         the windows that cover it; truncated ones have ``WINDOW`` rows. Proteins skipped by
-        ``long_policy: skip`` are not yielded: their indices are in ``skipped`` once this is exhausted.
+        ``long_policy: skip`` never appear: their indices are in ``skipped`` once this is exhausted.
         """
         pieces = self.pieces(proteins)
         embedded = {p.index for p in pieces}
@@ -176,9 +181,10 @@ class Embedder:
             windows_left[piece.index] = windows_left.get(piece.index, 0) + 1
         partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for batch in self.batches(pieces):
+            finished = []
             for piece, rep in zip(batch, self._forward(batch)):
                 if windows_left[piece.index] == 1 and piece.index not in partial:
-                    yield piece.index, rep
+                    finished.append((piece.index, rep))
                     continue
                 length = len(proteins[piece.index].sequence)
                 total, count = partial.setdefault(piece.index, (np.zeros((length, rep.shape[1]), np.float32),
@@ -188,7 +194,8 @@ class Embedder:
                 windows_left[piece.index] -= 1
                 if windows_left[piece.index] == 0:
                     del partial[piece.index]
-                    yield piece.index, (total / count).astype(np.float16)
+                    finished.append((piece.index, (total / count).astype(np.float16)))
+            yield finished
 
 
 def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:

@@ -1,5 +1,5 @@
 """One-pass mode (`keep_embeddings: false`): embed a shard and assign tokens on the device,
-writing only the tokens file; the embeddings never reach the disk."""
+writing only the tokens file; the embeddings never reach the disk. Resumable within a shard."""
 
 from __future__ import annotations
 
@@ -13,20 +13,50 @@ import h5py
 import numpy as np
 import torch
 
-from structure_tokens.atomic import atomic_output
 from structure_tokens.codebook.kmeans import Codebook, assign_torch
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import EmbedOptions, Embedder
+from structure_tokens.embed.embedder import EmbedOptions, Embedder, embedding_attrs
 from structure_tokens.inputs.shards import read_shard
+from structure_tokens.resumable import ResumableShardWriter
 from structure_tokens.tokenize.assign import write_token_index
 
 log = logging.getLogger(__name__)
 
 
+class TokenWriter(ResumableShardWriter):
+    """Collect per-protein tokens of one shard; resume after a crash; finalise the tokens file atomically.
+
+    Batches of an interrupted run are reused only with the same codebook and embedding settings.
+    """
+
+    def __init__(self, path: str | os.PathLike, codebook: Codebook, embedding_settings: dict[str, Any],
+                 flush_rows: int):
+        self.codebook = codebook
+        self.skipped_ids: list[str] = []
+        meta = {"codebook_sha256": codebook.sha256,
+                "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}
+        super().__init__(path, meta=meta, row_shape=(), dtype=np.uint16, flush_rows=flush_rows)
+
+    def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
+        with h5py.File(tmp, "w") as h5:
+            tokens = h5.create_dataset("tokens", shape=(int(offsets[-1]),), dtype=np.uint16)
+            start = 0
+            for block in self.value_blocks():
+                tokens[start:start + len(block)] = block
+                start += len(block)
+            write_token_index(h5, offsets, ids, hashes, self.codebook)
+            if self.skipped_ids:
+                h5.attrs["skipped_ids"] = ";".join(self.skipped_ids)
+
+
 def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike,
                              codebook_npz: str | os.PathLike, out_h5: str | os.PathLike,
-                             options: EmbedOptions = EmbedOptions(), *, block_rows: int = 65536) -> dict[str, Any]:
-    """Tokens of one shard, equal to `embed` then `tokenize` (same float16 rounding, same argmin)."""
+                             options: EmbedOptions = EmbedOptions()) -> dict[str, Any]:
+    """Tokens of one shard, equal to `embed` then `tokenize` (same float16 rounding, same argmin).
+
+    Tokens are assigned on the device once per forward batch and kept in resumable batches: a job
+    that dies loses at most the batch in flight.
+    """
     proteins = read_shard(shard_tsv)
     codebook = Codebook.load(codebook_npz)
     model, alphabet, model_name = load_esm2(checkpoint)
@@ -36,34 +66,26 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
                          f"not match codebook {codebook_npz} (model {codebook.model_name}, layer "
                          f"{codebook.layer}, dim {codebook.dim})")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
-    order: list[int] = []
-    tokens: list[np.ndarray] = []
-    pending: list[np.ndarray] = []
-
-    def assign_pending() -> None:  # one upload and one download per block of residues
-        block = torch.from_numpy(np.concatenate(pending)).to(embedder.device)
-        flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
-        tokens.extend(np.split(flat, np.cumsum([len(p) for p in pending])[:-1]))
-        pending.clear()
-
-    start = time.perf_counter()
-    for index, embedding in embedder.embed(proteins):
-        order.append(index)
-        pending.append(embedding)
-        if sum(map(len, pending)) >= block_rows:
-            assign_pending()
-    if pending:
-        assign_pending()
-    lengths = [len(t) for t in tokens]
-    with atomic_output(out_h5) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("tokens", data=np.concatenate(tokens) if tokens else np.empty(0, np.uint16))
-        write_token_index(h5, np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]),
-                          [proteins[i].id for i in order], [proteins[i].sequence_hash for i in order], codebook)
-        skipped = [proteins[i].id for i in embedder.skipped]
-        if skipped:
-            h5.attrs["skipped_ids"] = ";".join(skipped)
+    with TokenWriter(out_h5, codebook, embedding_attrs(model_name, embedder), options.token_budget) as writer:
+        todo = [protein for protein in proteins if protein.id not in writer.done_ids]
+        if writer.done_ids:
+            log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(proteins) - len(todo))
+        start = time.perf_counter()
+        residues = 0
+        for finished in embedder.embed_batches(todo):
+            if not finished:
+                continue  # a batch of windows of proteins that are not complete yet
+            # one upload and one download per batch, no per-protein synchronisation
+            block = torch.from_numpy(np.concatenate([embedding for _, embedding in finished])).to(embedder.device)
+            flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
+            for (index, _), tokens in zip(finished, np.split(flat, np.cumsum([len(e) for _, e in finished])[:-1])):
+                writer.add(todo[index].id, todo[index].sequence_hash, tokens)
+            residues += len(flat)
+        writer.skipped_ids = [todo[i].id for i in embedder.skipped]
     seconds = time.perf_counter() - start
-    stats = {"shard": Path(shard_tsv).stem, "n_proteins": len(order), "n_residues": int(sum(lengths)),
-             "skipped_ids": skipped, "seconds": round(seconds, 3), "device": str(embedder.device)}
+    stats = {"shard": Path(shard_tsv).stem, "n_proteins": len(proteins),
+             "tokenized_now": len(todo) - len(writer.skipped_ids), "resumed": len(proteins) - len(todo),
+             "n_residues": residues, "skipped_ids": writer.skipped_ids, "seconds": round(seconds, 3),
+             "device": str(embedder.device)}
     log.info("%s", stats)
     return stats
