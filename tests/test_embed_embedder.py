@@ -106,6 +106,23 @@ def test_cuda_out_of_memory_halves_the_batch_and_lowers_the_cap(tiny_checkpoint)
     assert all(np.array_equal(got[i], expected[i]) for i in range(len(batch)))
 
 
+def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, monkeypatch):
+    model, alphabet, _ = load_esm2(tiny_checkpoint)
+    embedder = Embedder(model, alphabet, EmbedOptions(token_budget=700))
+    batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
+    events, real_run = [], Embedder._run
+
+    def logged_run(self, pieces):
+        events.append(("launch", len(pieces)))
+        return real_run(self, pieces)
+
+    monkeypatch.setattr(Embedder, "_run", logged_run)
+    for finished in embedder.embed_batches(batch):
+        events.append(("handed out", len(finished)))
+    assert events == [("launch", 2), ("launch", 4), ("handed out", 2), ("launch", 2), ("handed out", 4),
+                      ("handed out", 2)]
+
+
 def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatch):
     batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
     shard = tmp_path / "shard_00000.tsv"

@@ -129,15 +129,25 @@ class Embedder:
         return batches
 
     @torch.inference_mode()
-    def _run(self, batch: list[Piece]) -> list[np.ndarray]:
-        """One forward pass; the representations come to the host once, as float16."""
+    def _run(self, batch: list[Piece]) -> "InFlight":
+        """Launch one forward pass; its float16 representations come to the host in one copy.
+
+        On CUDA the copy into pinned memory is asynchronous: the host can queue the next batch
+        (and write earlier results) while this one computes. On CPU everything is already done.
+        """
         _, _, tokens = self.converter([(str(i), p.sequence) for i, p in enumerate(batch)])
         out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
-        host = out["representations"][self.layer].to(torch.float16).cpu().numpy()
-        return [host[i, 1:len(p.sequence) + 1] for i, p in enumerate(batch)]  # strip BOS / EOS
+        representations = out["representations"][self.layer].to(torch.float16)
+        if self.device.type != "cuda":
+            return InFlight(batch, representations, None)
+        host = torch.empty(representations.shape, dtype=torch.float16, pin_memory=True)
+        host.copy_(representations, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record()
+        return InFlight(batch, host, copied)
 
-    def _forward(self, batch: list[Piece]) -> list[np.ndarray]:
-        """Representations of a batch, halving it on CUDA out-of-memory.
+    def _forward(self, batch: list[Piece]) -> list["InFlight"]:
+        """Launch a batch, halving it on CUDA out-of-memory.
 
         Each out-of-memory split is counted in ``oom_splits`` and lowers ``max_batch_tokens``, so
         later batches of the same size are split before they run instead of failing again.
@@ -145,7 +155,7 @@ class Embedder:
         if len(batch) > 1 and padded_tokens(batch) > self.max_batch_tokens:
             return self._split(batch)
         try:
-            return self._run(batch)
+            return [self._run(batch)]
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:
                 raise
@@ -157,7 +167,7 @@ class Embedder:
                     padded_tokens(batch))
         return self._split(batch)
 
-    def _split(self, batch: list[Piece]) -> list[np.ndarray]:
+    def _split(self, batch: list[Piece]) -> list["InFlight"]:
         half = len(batch) // 2
         return self._forward(batch[:half]) + self._forward(batch[half:])
 
@@ -167,8 +177,11 @@ class Embedder:
             yield from finished
 
     def embed_batches(self, proteins: Sequence[Protein]) -> Iterator[list[tuple[int, np.ndarray]]]:
-        """After each forward pass, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``.
+        """After each forward batch, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``.
 
+        The next batch is launched before a batch's results are handed out, so on a GPU the caller's
+        work on them (writing, token assignment) overlaps the next forward pass. If launching fails,
+        the results already computed are handed out before the error is raised.
         Windowed proteins are finished once all their windows are done, each residue averaged over
         the windows that cover it; truncated ones have ``WINDOW`` rows. Proteins skipped by
         ``long_policy: skip`` never appear: their indices are in ``skipped`` once this is exhausted.
@@ -180,9 +193,10 @@ class Embedder:
         for piece in pieces:
             windows_left[piece.index] = windows_left.get(piece.index, 0) + 1
         partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for batch in self.batches(pieces):
+
+        def finish(launched: list[InFlight]) -> list[tuple[int, np.ndarray]]:
             finished = []
-            for piece, rep in zip(batch, self._forward(batch)):
+            for piece, rep in ((piece, rep) for part in launched for piece, rep in part.results()):
                 if windows_left[piece.index] == 1 and piece.index not in partial:
                     finished.append((piece.index, rep))
                     continue
@@ -195,7 +209,37 @@ class Embedder:
                 if windows_left[piece.index] == 0:
                     del partial[piece.index]
                     finished.append((piece.index, (total / count).astype(np.float16)))
-            yield finished
+            return finished
+
+        previous: list[InFlight] | None = None
+        for batch in self.batches(pieces):
+            try:
+                launched = self._forward(batch)
+            except BaseException:
+                if previous is not None:
+                    yield finish(previous)  # computed before the failure: not lost
+                raise
+            if previous is not None:
+                yield finish(previous)
+            previous = launched
+        if previous is not None:
+            yield finish(previous)
+
+
+@dataclass
+class InFlight:
+    """A launched forward pass: its pieces and the host tensor its representations are copied to."""
+
+    pieces: list[Piece]
+    host: torch.Tensor
+    copied: Any  # torch.cuda.Event on a GPU, None when the tensor is ready
+
+    def results(self) -> list[tuple[Piece, np.ndarray]]:
+        """Each piece with its ``(len(piece.sequence), dim)`` float16 representations (BOS/EOS stripped)."""
+        if self.copied is not None:
+            self.copied.synchronize()
+        host = self.host.numpy()
+        return [(piece, host[i, 1:len(piece.sequence) + 1]) for i, piece in enumerate(self.pieces)]
 
 
 def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:
