@@ -2,6 +2,7 @@ rule report:
     """Figures and a readable summary of the run."""
     input:
         embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids),
+        embedded_tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", embedded_shard_ids),
         tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         summary=f"{OUT}/codebook_summary_K{K}.json",

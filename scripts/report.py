@@ -13,7 +13,7 @@ from structure_tokens.workflow_logging import configure_logging  # noqa: E402
 log = configure_logging(snakemake.log[0])  # noqa: F821
 inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
 summary = json.loads(Path(inp.summary).read_text())
-plot_pca(list(inp.embeddings), list(inp.tokens), out.pca, n_residues=params.pca_residues, seed=params.seed)
+plot_pca(list(inp.embeddings), list(inp.embedded_tokens), out.pca, n_residues=params.pca_residues, seed=params.seed)
 plot_token_usage(list(inp.tokens), summary["k"], out.usage)
 write_summary_md(
     out.summary,

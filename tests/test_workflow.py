@@ -146,6 +146,8 @@ def test_one_pass_mode_gives_the_same_tokens(run, tmp_path, tiny_checkpoint):
     run_snakemake(tmp_path, "--configfile", str(config), "--cores", "2")
     results = tmp_path / "results"
     assert len(list((results / "logs/embed_tokenize").glob("shard_*.log"))) == 3
+    assert len(list((results / "logs/embed").glob("shard_*.log"))) == 2  # codebook.train_shards
     assert not (results / "logs/tokenize").exists()
+    assert (results / "report/clustering_pca.png").stat().st_size > 0
     assert not list((results / "embeddings").glob("*.h5"))  # temp(): removed once consumed
     pd.testing.assert_frame_equal(pd.read_parquet(results / "tokens.parquet"), pd.read_parquet(run / "tokens.parquet"))
