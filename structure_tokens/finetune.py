@@ -22,6 +22,7 @@ land in two splits, and a protein keeps its split when proteins are added to the
 from __future__ import annotations
 
 import csv
+from array import array
 import hashlib
 import json
 import math
@@ -193,10 +194,10 @@ def iter_token_rows(tokens_parquet: str | os.PathLike) -> Iterator[dict[str, Any
         yield from parquet.read_row_group(group).to_pylist()
 
 
-def _stats(values: Sequence[float]) -> dict[str, float]:
-    if not values:
+def _stats(values: Sequence[int]) -> dict[str, float]:
+    if not len(values):
         return {"min": 0, "mean": 0.0, "max": 0}
-    return {"min": min(values), "mean": float(np.mean(values)), "max": max(values)}
+    return {"min": int(min(values)), "mean": float(np.mean(values)), "max": int(max(values))}
 
 
 def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.PathLike,
@@ -220,8 +221,9 @@ def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.
         stale.unlink()
     split_names = list(options.fractions)
     writers = {split: _ShardWriter(data_dir, split, options.rows_per_shard) for split in split_names}
-    residues: dict[str, list[int]] = {split: [] for split in split_names}
-    target_chars: dict[str, list[int]] = {split: [] for split in split_names}
+    # per-example lengths as compact int64 arrays (8 bytes per example, not a Python int each)
+    residues = {split: array("q") for split in split_names}
+    target_chars = {split: array("q") for split in split_names}
     groups: dict[str, set[str]] = {split: set() for split in split_names}
     structure_usage = np.zeros(codebook.k, dtype=np.int64)
     n_read = n_without_target = 0
@@ -258,7 +260,8 @@ def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.
     splits = {
         split: {
             "examples": len(residues[split]), "groups": len(groups[split]), "residues": int(sum(residues[split])),
-            "protein_tokens": _stats([protein_token_count(n, options.format) for n in residues[split]]),
+            "protein_tokens": _stats(array("q", (protein_token_count(n, options.format)
+                                                 for n in residues[split]))),
             "target_chars": _stats(target_chars[split]), "files": writers[split].files,
             **({"jsonl": {"path": f"jsonl/{split}.jsonl", "sha256": file_sha256(jsonl_paths[split])}}
                if options.jsonl else {}),
