@@ -125,8 +125,9 @@ class ContingencyCounts:
         neither = n * n - n - same_both - only_rows - only_cols
         if only_rows == only_cols == 0:
             return 1.0
-        return float(2 * (same_both * neither - only_rows * only_cols)
-                     / ((same_both + only_rows) * (only_rows + neither) + (same_both + only_cols) * (only_cols + neither)))
+        denominator = ((same_both + only_rows) * (only_rows + neither)
+                       + (same_both + only_cols) * (only_cols + neither))
+        return float(2 * (same_both * neither - only_rows * only_cols) / denominator)
 
 
 def _counts_entropy_bits(counts: np.ndarray) -> float:
