@@ -77,8 +77,9 @@ def rule_peaks(results: Path) -> dict[str, dict[str, float]]:
 
     The peak RSS is the kernel's high-water mark that every job logs when it exits (exact, where
     the ``benchmark:`` files only sample memory about once a second); the sampled value is kept too.
+    Per-shard rules also list each job's peak under ``job_peak_rss_mib`` (by shard).
     """
-    peaks: dict[str, dict[str, float]] = defaultdict(
+    peaks: dict[str, dict] = defaultdict(
         lambda: {"jobs": 0, "seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
     for tsv in (results / "benchmarks").rglob("*.tsv"):
         rule = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
@@ -93,7 +94,10 @@ def rule_peaks(results: Path) -> dict[str, dict[str, float]]:
         rule = log.parent.name if log.parent.name != "logs" else log.stem
         found = pattern.search(log.read_text())
         if found and rule in peaks:
-            peaks[rule]["peak_rss_mib"] = max(peaks[rule]["peak_rss_mib"], float(found.group(1)))
+            peak = float(found.group(1))
+            peaks[rule]["peak_rss_mib"] = max(peaks[rule]["peak_rss_mib"], peak)
+            if log.parent.name != "logs":
+                peaks[rule].setdefault("job_peak_rss_mib", {})[log.stem] = peak
     return dict(peaks)
 
 
@@ -114,8 +118,11 @@ def real_run(n: int, mode: str, root: Path, checkpoint: Path) -> dict:
     seconds, _ = snakemake(workdir, write_config(workdir, fasta, checkpoint, **MODES[mode]), "--cores", "2")
     results = workdir / "results"
     summary = json.loads((results / "prepared/prepare_summary.json").read_text())
+    manifest = pd.read_csv(results / "prepared/manifest.tsv", sep="\t")
+    shard_residues = manifest[manifest["status"] == "kept"].groupby("shard")["length"].sum()
     return {"n_records": n, "mode": mode, "n_proteins": summary["n_proteins"], "n_residues": summary["n_residues"],
             "n_shards": summary["n_shards"], "wall_s": round(seconds, 1), "rules": rule_peaks(results),
+            "shard_residues": {shard: int(n) for shard, n in shard_residues.items()},
             "disk_mb": {"embeddings": size_mb(results / "embeddings"), "tokens_h5": size_mb(results / "tokens"),
                         "tokens.parquet": size_mb(results / "tokens.parquet"),
                         "interleaved.jsonl": size_mb(results / "interleaved.jsonl")}}

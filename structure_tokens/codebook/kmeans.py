@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
 
 from structure_tokens.atomic import atomic_output
 from structure_tokens.codebook.sample import sample_residues
@@ -134,6 +133,8 @@ def train_codebook(
     layer: int,
 ) -> tuple[Codebook, dict[str, Any]]:
     """Fit MiniBatchKMeans (k-means++, 3 seeded inits) on ``X``; return the codebook and fit stats."""
+    from sklearn.cluster import MiniBatchKMeans  # here, not at the top: tokenizing needs only torch
+
     if not 1 <= k <= MAX_K:
         raise ValueError(f"codebook size k={k} must be between 1 and {MAX_K} (uint16 tokens)")
     if len(X) < k:
