@@ -8,6 +8,7 @@ import json
 import pytest
 
 from structure_tokens.inputs import InputRecord, prepare_inputs, read_fasta, read_shard
+from structure_tokens.inputs.seen import SeenIndex
 
 
 def prepare(records, out, **options):
@@ -42,6 +43,29 @@ def test_failed_run_leaves_no_manifest_or_summary(tmp_path):
                                          r"\{'unknown_residue': 1, 'no_sequence': 1\}"):
         prepare(iter(records), tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["shards"]
+
+
+def test_seen_index_remembers_ids_sequences_and_aliases_on_disk(tmp_path):
+    with SeenIndex(tmp_path) as seen:
+        [folder] = tmp_path.iterdir()
+        assert (folder / "seen.sqlite").is_file()
+        assert seen.first_record_of("a", 0) is None and seen.first_record_of("a", 5) == 0
+        assert seen.representative("h1") is None
+        seen.add_representative("h1", "a", "shard_00000")
+        assert seen.representative("h1") == ("a", "shard_00000")
+        for alias, (owner, shard) in [("b", ("a", "shard_00000")), ("c", ("x", "shard_00002")), ("d", ("a", "shard_00000"))]:
+            seen.add_alias(owner, shard, alias)
+        assert seen.shards_with_aliases() == ["shard_00000", "shard_00002"]
+        assert list(seen.aliases_in("shard_00000")) == [("a", "b"), ("a", "d")]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_leaves_only_its_outputs(tmp_path):
+    fasta = tmp_path / "in.fasta"
+    fasta.write_text("".join(f">p{i}\nMK{'A' * (i % 3)}\n" for i in range(7)))
+    prepare(read_fasta(fasta), tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.tsv", "shards", "summary.json"]
+    assert [p.aliases for p in read_shard(tmp_path / "out/shards/shard_00000.tsv")] == [("p3", "p6"), ("p4",)]
 
 
 @pytest.mark.parametrize("option, message", [({"shard_size": 0}, "shard_size must be >= 1"),

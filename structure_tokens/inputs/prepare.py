@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 from structure_tokens.atomic import atomic_output
 from structure_tokens.inputs.records import InputRecord
+from structure_tokens.inputs.seen import SeenIndex
 from structure_tokens.inputs.shards import Protein, read_shard, shard_name, write_shard
 from structure_tokens.inputs.validate import ESM2_WINDOW, check_id, clean_sequence, sequence_hash
 
@@ -24,16 +25,15 @@ log = logging.getLogger(__name__)
 class _Sharder:
     """Writes kept proteins to shard files as each shard fills; patches aliases in at the end.
 
-    Only the current shard and the aliases of duplicated sequences are held in memory; a shard
-    whose proteins gained aliases after it was written is read back and rewritten once, at the end.
+    Only the current shard is held in memory; aliases of duplicated sequences go to the on-disk
+    index, and a shard whose proteins gained aliases after it was written is read back and
+    rewritten once, at the end.
     """
 
-    def __init__(self, shards_dir: Path, shard_size: int):
-        self.dir, self.size = shards_dir, shard_size
+    def __init__(self, shards_dir: Path, shard_size: int, seen: SeenIndex):
+        self.dir, self.size, self.seen = shards_dir, shard_size, seen
         self.buffer: list[Protein] = []
         self.names: list[str] = []
-        self.aliases: dict[str, list[str]] = {}  # representative id -> later ids, duplicates only
-        self.shards_with_new_aliases: set[str] = set()
 
     @property
     def current(self) -> str:
@@ -49,10 +49,6 @@ class _Sharder:
             self.flush()
         return shard
 
-    def add_alias(self, owner: str, owner_shard: str, alias: str) -> None:
-        self.aliases.setdefault(owner, []).append(alias)
-        self.shards_with_new_aliases.add(owner_shard)
-
     def flush(self) -> None:
         if self.buffer:
             write_shard(self.path(self.current), self.buffer)
@@ -62,9 +58,11 @@ class _Sharder:
     def finish(self) -> list[str]:
         """Write the last shard, add the aliases, remove shard files left by an earlier run."""
         self.flush()
-        for name in sorted(self.shards_with_new_aliases):
-            proteins = [replace(p, aliases=p.aliases + tuple(self.aliases.get(p.id, ())))
-                        for p in read_shard(self.path(name))]
+        for name in self.seen.shards_with_aliases():
+            aliases: dict[str, list[str]] = {}
+            for protein_id, alias in self.seen.aliases_in(name):
+                aliases.setdefault(protein_id, []).append(alias)
+            proteins = [replace(p, aliases=p.aliases + tuple(aliases.get(p.id, ()))) for p in read_shard(self.path(name))]
             write_shard(self.path(name), proteins)
         for stale in sorted(set(self.dir.glob("shard_*.tsv")) - {self.path(name) for name in self.names}):
             log.info("removing %s, left by an earlier run", stale)
@@ -94,8 +92,8 @@ def prepare_inputs(
     them as skipped, ``truncate`` keeps their first residues (noted in the manifest), ``windows``
     keeps them whole (the embedder averages overlapping windows).
 
-    Memory holds the id and sequence-hash indexes, the aliases of duplicated sequences and one
-    shard, never the whole input. Ids must be unique over all records (the first occurrence wins).
+    Memory holds one shard, never the whole input: the ids, sequence hashes and aliases seen so far
+    are in an on-disk index (`SeenIndex`), so memory does not grow with the input. Ids must be unique over all records (the first occurrence wins).
     ``source`` and ``input_path`` (the configured ``input.source``/``input.path``) are recorded in
     the summary. The manifest is renamed into place only after every shard is complete.
     """
@@ -103,15 +101,14 @@ def prepare_inputs(
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     shards_dir = Path(shards_dir)
     shards_dir.mkdir(parents=True, exist_ok=True)
-    sharder = _Sharder(shards_dir, shard_size)
-    first_index_of_id: dict[str, int] = {}
-    representative: dict[str, tuple[str, str]] = {}  # sequence hash -> (protein id, shard)
     statuses: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     sources: set[str] = set()
     n_kept = n_residues = 0
 
-    with atomic_output(manifest_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+    with (SeenIndex(shards_dir.parent) as seen, atomic_output(manifest_path) as tmp,
+          open(tmp, "w", newline="", encoding="utf-8") as handle):
+        sharder = _Sharder(shards_dir, shard_size, seen)
         manifest = csv.writer(handle, delimiter="\t", lineterminator="\n")
         manifest.writerow(MANIFEST_COLUMNS)
 
@@ -129,11 +126,10 @@ def prepare_inputs(
             if id_problem:
                 row(record, "skipped", id_problem, "unsafe_id")
                 continue
-            first = first_index_of_id.get(record.input_id)
+            first = seen.first_record_of(record.input_id, record.record_index)
             if first is not None:
                 row(record, "skipped", f"duplicate id {record.input_id} (first at record {first})", "duplicate_id")
                 continue
-            first_index_of_id[record.input_id] = record.record_index
             validated = clean_sequence(record.sequence, nonstandard)
             if validated.sequence is None:
                 row(record, "skipped", validated.reason, validated.code)
@@ -158,9 +154,10 @@ def prepare_inputs(
                 sequence = sequence[:ESM2_WINDOW]
                 digest, length = sequence_hash(sequence), ESM2_WINDOW
                 reasons["truncated"] += 1
-            if digest in representative:
-                owner, owner_shard = representative[digest]
-                sharder.add_alias(owner, owner_shard, record.input_id)
+            owner_and_shard = seen.representative(digest)
+            if owner_and_shard is not None:
+                owner, owner_shard = owner_and_shard
+                seen.add_alias(owner, owner_shard, record.input_id)
                 row(record, "duplicate_sequence", f"same sequence as {owner}", "duplicate_sequence",
                     owner, digest, length, owner_shard)
                 continue
@@ -170,7 +167,7 @@ def prepare_inputs(
                 continue
             shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function,
                                          record.instruction))
-            representative[digest] = (record.input_id, shard)
+            seen.add_representative(digest, record.input_id, shard)
             n_kept += 1
             n_residues += length
             row(record, "kept", note, "", record.input_id, digest, length, shard)
