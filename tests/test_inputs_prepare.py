@@ -53,7 +53,7 @@ def test_seen_index_remembers_ids_sequences_and_aliases_on_disk(tmp_path):
         assert seen.representative("h1") is None
         seen.add_representative("h1", "a", "shard_00000")
         assert seen.representative("h1") == ("a", "shard_00000")
-        for alias, (owner, shard) in [("b", ("a", "shard_00000")), ("c", ("x", "shard_00002")), ("d", ("a", "shard_00000"))]:
+        for owner, shard, alias in [("a", "shard_00000", "b"), ("x", "shard_00002", "c"), ("a", "shard_00000", "d")]:
             seen.add_alias(owner, shard, alias)
         assert seen.shards_with_aliases() == ["shard_00000", "shard_00002"]
         assert list(seen.aliases_in("shard_00000")) == [("a", "b"), ("a", "d")]

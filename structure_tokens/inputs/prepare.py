@@ -62,7 +62,8 @@ class _Sharder:
             aliases: dict[str, list[str]] = {}
             for protein_id, alias in self.seen.aliases_in(name):
                 aliases.setdefault(protein_id, []).append(alias)
-            proteins = [replace(p, aliases=p.aliases + tuple(aliases.get(p.id, ()))) for p in read_shard(self.path(name))]
+            proteins = [replace(p, aliases=p.aliases + tuple(aliases.get(p.id, ())))
+                        for p in read_shard(self.path(name))]
             write_shard(self.path(name), proteins)
         for stale in sorted(set(self.dir.glob("shard_*.tsv")) - {self.path(name) for name in self.names}):
             log.info("removing %s, left by an earlier run", stale)
@@ -93,7 +94,8 @@ def prepare_inputs(
     keeps them whole (the embedder averages overlapping windows).
 
     Memory holds one shard, never the whole input: the ids, sequence hashes and aliases seen so far
-    are in an on-disk index (`SeenIndex`), so memory does not grow with the input. Ids must be unique over all records (the first occurrence wins).
+    are in an on-disk index (`SeenIndex`), so memory does not grow with the input. Ids must be
+    unique over all records (the first occurrence wins).
     ``source`` and ``input_path`` (the configured ``input.source``/``input.path``) are recorded in
     the summary. The manifest is renamed into place only after every shard is complete.
     """
