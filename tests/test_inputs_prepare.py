@@ -46,8 +46,12 @@ def test_failed_run_leaves_no_manifest_or_summary(tmp_path):
 
 
 def test_seen_index_remembers_ids_sequences_and_aliases_on_disk(tmp_path):
+    killed_run = tmp_path / ".prepare-index-killed"
+    killed_run.mkdir()
+    (killed_run / "seen.sqlite").write_bytes(b"left by a killed run")
     with SeenIndex(tmp_path) as seen:
         [folder] = tmp_path.iterdir()
+        assert folder != killed_run
         assert (folder / "seen.sqlite").is_file()
         assert seen.first_record_of("a", 0) is None and seen.first_record_of("a", 5) == 0
         assert seen.representative("h1") is None

@@ -7,23 +7,32 @@ SQLite file with a fixed page cache, the job's memory stays the same whatever th
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 CACHE_MIB = 64  # SQLite page cache: the index's whole share of the job's memory
+FOLDER_PREFIX = ".prepare-index-"
+log = logging.getLogger(__name__)
 
 
 class SeenIndex:
     """Ids, sequence representatives and aliases of one `prepare` run, in a temporary SQLite file.
 
     The file lives in a temporary folder under ``workdir`` (the results disk, not the node's /tmp)
-    and is removed by :meth:`close`. Use as a context manager.
+    and is removed by :meth:`close`. Use as a context manager. One `prepare` uses a ``workdir`` at
+    a time (Snakemake's lock), so index folders already there were left by a killed run and are
+    removed first.
     """
 
     def __init__(self, workdir: str | Path):
-        self._tmp = tempfile.TemporaryDirectory(prefix=".prepare-index-", dir=workdir)
+        for stale in sorted(Path(workdir).glob(f"{FOLDER_PREFIX}*")):
+            log.info("removing %s, left by a killed run", stale)
+            shutil.rmtree(stale)
+        self._tmp = tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX, dir=workdir)
         self._db = sqlite3.connect(Path(self._tmp.name) / "seen.sqlite", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_MIB * 1024}"):
             self._db.execute(f"PRAGMA {pragma}")
