@@ -72,7 +72,7 @@ def first_records(n: int, out: Path) -> None:
             target.write(line)
 
 
-def rule_peaks(results: Path) -> dict[str, dict[str, float]]:
+def rule_peaks(results: Path) -> dict[str, dict]:
     """Per rule: jobs and total seconds (``benchmark:`` files), and the largest peak RSS of its jobs.
 
     The peak RSS is the kernel's high-water mark that every job logs when it exits (exact, where
@@ -122,7 +122,7 @@ def real_run(n: int, mode: str, root: Path, checkpoint: Path) -> dict:
     shard_residues = manifest[manifest["status"] == "kept"].groupby("shard")["length"].sum()
     return {"n_records": n, "mode": mode, "n_proteins": summary["n_proteins"], "n_residues": summary["n_residues"],
             "n_shards": summary["n_shards"], "wall_s": round(seconds, 1), "rules": rule_peaks(results),
-            "shard_residues": {shard: int(n) for shard, n in shard_residues.items()},
+            "shard_residues": {shard: int(residues) for shard, residues in shard_residues.items()},
             "disk_mb": {"embeddings": size_mb(results / "embeddings"), "tokens_h5": size_mb(results / "tokens"),
                         "tokens.parquet": size_mb(results / "tokens.parquet"),
                         "interleaved.jsonl": size_mb(results / "interleaved.jsonl")}}
