@@ -5,14 +5,23 @@ Run on SLURM:   snakemake --profile profiles/slurm
 See README.md for every configuration key and output file.
 """
 
+import sys
+
+from snakemake.logging import logger
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)  # the pipeline package of this checkout
+
+from structure_tokens.config import migrate_legacy_keys
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
+for message in migrate_legacy_keys(config):
+    logger.warning(message)
 validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 
@@ -30,6 +39,6 @@ include: "rules/evaluate.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

@@ -23,8 +23,8 @@ import esm
 import torch
 
 from structure_tokens.embed.checkpoint import load_esm2, write_random_esm2_checkpoint
-from structure_tokens.embed.embedder import EmbedOptions, Embedder
-from structure_tokens.inputs.shards import Protein
+from structure_tokens.embed.embedder import Embedder, EmbedOptions
+from structure_tokens.formats.shards import Protein
 from structure_tokens.inputs.validate import sequence_hash
 
 ARCHITECTURES = {  # name: (layers, embed_dim, heads), as in the released ESM-2 models

@@ -49,7 +49,7 @@ def snakemake(workdir: Path, config: Path, *args: str) -> tuple[float, str]:
 
 def write_config(workdir: Path, fasta: Path, checkpoint: Path | None, **extra) -> Path:
     """The benchmark's config; ``extra`` keys replace top-level values and update nested sections."""
-    config = {"input": {"source": "fasta", "path": str(fasta)}, "shard_size": 1000,
+    config = {"input": {"source": "fasta", "path": str(fasta), "shard_size": 1000},
               "model": {"device": "cpu", "token_budget": 8192},
               "codebook": {"k": 64, "sample_per_shard": 5000, "max_train_residues": 50000, "max_iter": 20}}
     for key, value in extra.items():
@@ -81,8 +81,8 @@ def rule_peaks(results: Path) -> dict[str, dict]:
     """
     peaks: dict[str, dict] = defaultdict(
         lambda: {"jobs": 0, "seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
-    for tsv in (results / "benchmarks").rglob("*.tsv"):
-        rule = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
+    for tsv in (results / "job_benchmarks").rglob("*.tsv"):
+        rule = tsv.parent.name if tsv.parent.name != "job_benchmarks" else tsv.stem
         row = pd.read_csv(tsv, sep="\t").iloc[0]
         peak = peaks[rule]
         peak["jobs"] += 1

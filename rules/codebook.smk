@@ -5,18 +5,18 @@ rule train_codebook:
     output:
         codebook=protected(f"{OUT}/codebook/codebook_K{K}.npz"),
         training=f"{OUT}/codebook/training_K{K}.json",
-    params:
-        options=config["codebook"],
+    log:
+        f"{OUT}/logs/train_codebook.log",
+    benchmark:
+        f"{OUT}/job_benchmarks/train_codebook.tsv"
+    conda:
+        "../envs/codebook.yaml"
     threads: 4
     resources:
         mem_mb=lambda wildcards, attempt: 16000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    log:
-        f"{OUT}/logs/train_codebook.log",
-    benchmark:
-        f"{OUT}/benchmarks/train_codebook.tsv"
-    conda:
-        "../envs/codebook.yaml"
+    params:
+        codebook=config["codebook"],
     script:
         "../scripts/train_codebook.py"
 
@@ -32,11 +32,11 @@ rule codebook_summary:
     log:
         f"{OUT}/logs/codebook_summary.log",
     benchmark:
-        f"{OUT}/benchmarks/codebook_summary.tsv"
+        f"{OUT}/job_benchmarks/codebook_summary.tsv"
+    conda:
+        "../envs/codebook.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/codebook.yaml"
     script:
         "../scripts/codebook_summary.py"

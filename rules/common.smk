@@ -1,15 +1,10 @@
-"""Paths, shard discovery and config helpers shared by every rule."""
+"""Paths, shard discovery, damaged-file detection and config helpers shared by every rule."""
 
 import glob
 import json
-import sys
 
-from snakemake.logging import logger
-
-sys.path.insert(0, workflow.basedir)  # the pipeline package of this checkout
-
-from structure_tokens.embed.store import is_complete as embeddings_complete
-from structure_tokens.tokenize.assign import is_complete as tokens_complete
+from structure_tokens.formats.embeddings import is_complete as embeddings_complete
+from structure_tokens.formats.tokens import is_complete as tokens_complete
 
 OUT = config["output_dir"]
 K = config["codebook"]["k"]
@@ -59,28 +54,35 @@ def per_shard(pattern, shards=shard_ids):
     return lambda wildcards: expand(pattern, shard=shards())
 
 
-def remove_corrupt_shard_files():
-    """Delete shard HDF5 files that fail their completeness check, so that they are rebuilt.
+def damaged_shard_files():
+    """Shard HDF5 files that exist but fail their completeness check.
 
     Outputs are renamed into place only when complete, so this catches files damaged later (a
-    bad copy, a full disk, manual edits). The tokens made from a removed embeddings file go too:
-    that is what makes Snakemake rebuild the embeddings. Runs in the main Snakemake process.
+    bad copy, a full disk, manual edits).
     """
-    for path in sorted(glob.glob(os.path.join(OUT, "embeddings", "shard_*.h5"))):
-        if not embeddings_complete(path):
-            logger.warning(f"{path} is incomplete or corrupt: removing it and its tokens so that both are rebuilt")
-            os.remove(path)
-            tokens = os.path.join(OUT, "tokens", os.path.basename(path))
-            if os.path.exists(tokens):
-                os.remove(tokens)
-    for path in sorted(glob.glob(os.path.join(OUT, "tokens", "shard_*.h5"))):
-        if not tokens_complete(path):
-            logger.warning(f"{path} is incomplete or corrupt: removing it so that it is rebuilt")
-            os.remove(path)
+    damaged = []
+    for folder, complete in (("embeddings", embeddings_complete), ("tokens", tokens_complete)):
+        for path in sorted(glob.glob(os.path.join(OUT, folder, "shard_*.h5"))):
+            if not complete(path):
+                damaged.append(path)
+    return damaged
 
 
-if workflow.is_main_process and not workflow.dryrun:
-    remove_corrupt_shard_files()
+def mark_damaged_files_outdated():
+    """Make Snakemake rebuild every damaged shard file and everything made from it.
+
+    Nothing is deleted: each damaged file keeps its bytes (for inspection) but gets the
+    modification time 0 (1970), so Snakemake's `mtime` rerun trigger (on by default) sees it as
+    older than its inputs; the job that made it runs again, replacing it atomically, and every job
+    downstream follows. Runs in the main Snakemake process only, not in the jobs it submits.
+    """
+    for path in damaged_shard_files():
+        logger.warning(f"{path} is incomplete or corrupt: it and everything made from it will be rebuilt")
+        os.utime(path, ns=(0, 0))
+
+
+if workflow.is_main_process:
+    mark_damaged_files_outdated()
 
 
 def embeddings_output(path):

@@ -6,12 +6,12 @@ rule fetch_model:
     """Download the fair-esm weights once, on the submit host, so compute jobs never download."""
     output:
         model_checkpoint(),
-    params:
-        name=config["model"]["name"],
     log:
         f"{OUT}/logs/fetch_model.log",
     conda:
         "../envs/embed.yaml"
+    params:
+        name=config["model"]["name"],
     script:
         "../scripts/fetch_model.py"
 
@@ -23,18 +23,18 @@ rule embed:
         checkpoint=model_checkpoint(),
     output:
         embeddings_output(f"{OUT}/embeddings/{SHARD}.h5"),
-    params:
-        options=config["model"],
+    log:
+        f"{OUT}/logs/embed/{SHARD}.log",
+    benchmark:
+        f"{OUT}/job_benchmarks/embed/{SHARD}.tsv"
+    conda:
+        "../envs/embed.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 16000 * attempt,
         runtime=lambda wildcards, attempt: 240 * attempt,
-    log:
-        f"{OUT}/logs/embed/{SHARD}.log",
-    benchmark:
-        f"{OUT}/benchmarks/embed/{SHARD}.tsv"
-    conda:
-        "../envs/embed.yaml"
+    params:
+        model=config["model"],
     script:
         "../scripts/embed.py"

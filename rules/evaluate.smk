@@ -17,19 +17,19 @@ rule heldout_metrics:
             category="1. Codebook",
             labels={"figure": "held-out codebook metrics"},
         ),
-    params:
-        codebook=config["codebook"],
-        seed_stability=EVALUATION["seed_stability"],
+    log:
+        f"{OUT}/logs/heldout_metrics.log",
+    benchmark:
+        f"{OUT}/job_benchmarks/heldout_metrics.tsv"
+    conda:
+        "../envs/evaluate.yaml"
     threads: 4
     resources:
         mem_mb=lambda wildcards, attempt: 16000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    log:
-        f"{OUT}/logs/heldout_metrics.log",
-    benchmark:
-        f"{OUT}/benchmarks/heldout_metrics.tsv"
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        codebook=config["codebook"],
+        seed_stability=EVALUATION["seed_stability"],
     script:
         "../scripts/heldout_metrics.py"
 
@@ -55,20 +55,20 @@ rule evaluate_structures:
             category="2. Structure agreement",
             labels={"figure": "token tracks"},
         ),
-    params:
-        model=config["model"],
-        evaluation=EVALUATION,
-        seed=config["codebook"]["seed"],
+    log:
+        f"{OUT}/logs/evaluate_structures.log",
+    benchmark:
+        f"{OUT}/job_benchmarks/evaluate_structures.tsv"
+    conda:
+        "../envs/evaluate.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    log:
-        f"{OUT}/logs/evaluate_structures.log",
-    benchmark:
-        f"{OUT}/benchmarks/evaluate_structures.tsv"
-    conda:
-        "../envs/evaluate.yaml"
+    params:
+        model=config["model"],
+        evaluation=EVALUATION,
+        seed=config["codebook"]["seed"],
     script:
         "../scripts/evaluate_structures.py"

@@ -7,16 +7,16 @@ rule finetune_data:
         clusters=[config["finetune"]["clusters_tsv"]] if config["finetune"]["clusters_tsv"] else [],
     output:
         directory(f"{OUT}/sft"),
-    params:
-        options=config["finetune"],
     log:
         f"{OUT}/logs/finetune_data.log",
     benchmark:
-        f"{OUT}/benchmarks/finetune_data.tsv"
+        f"{OUT}/job_benchmarks/finetune_data.tsv"
+    conda:
+        "../envs/tokenize.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
-    conda:
-        "../envs/tokenize.yaml"
+    params:
+        finetune=config["finetune"],
     script:
         "../scripts/finetune_data.py"

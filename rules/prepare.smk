@@ -6,22 +6,17 @@ checkpoint prepare:
         manifest=f"{OUT}/prepared/manifest.tsv",
         shards=directory(f"{OUT}/prepared/shards"),
         summary=f"{OUT}/prepared/prepare_summary.json",
-    params:
-        input=config["input"],
-        num_proteins=config["num_proteins"],
-        min_length=config["min_length"],
-        max_length=config["max_length"],
-        nonstandard=config["nonstandard_residues"],
-        long_policy=config["model"]["long_policy"],
-        shard_size=config["shard_size"],
     log:
         f"{OUT}/logs/prepare.log",
     benchmark:
-        f"{OUT}/benchmarks/prepare.tsv"
+        f"{OUT}/job_benchmarks/prepare.tsv"
+    conda:
+        "../envs/inputs.yaml"
     resources:
         mem_mb=2000,
         runtime=60,
-    conda:
-        "../envs/inputs.yaml"
+    params:
+        input=config["input"],
+        long_policy=config["model"]["long_policy"],
     script:
         "../scripts/prepare.py"

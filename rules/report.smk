@@ -22,17 +22,17 @@ rule report:
             labels={"figure": "code usage"},
         ),
         summary=f"{OUT}/report/summary.md",
-    params:
-        pca_residues=config["report"]["pca_residues"],
-        seed=config["codebook"]["seed"],
     log:
         f"{OUT}/logs/report.log",
     benchmark:
-        f"{OUT}/benchmarks/report.tsv"
+        f"{OUT}/job_benchmarks/report.tsv"
+    conda:
+        "../envs/report.yaml"
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../envs/report.yaml"
+    params:
+        report=config["report"],
+        seed=config["codebook"]["seed"],
     script:
         "../scripts/report.py"

@@ -7,16 +7,16 @@ if KEEP_EMBEDDINGS:
             codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         output:
             f"{OUT}/tokens/{SHARD}.h5",
+        log:
+            f"{OUT}/logs/tokenize/{SHARD}.log",
+        benchmark:
+            f"{OUT}/job_benchmarks/tokenize/{SHARD}.tsv"
+        conda:
+            "../envs/tokenize.yaml"
         threads: 2
         resources:
             mem_mb=lambda wildcards, attempt: 4000 * attempt,
             runtime=lambda wildcards, attempt: 60 * attempt,
-        log:
-            f"{OUT}/logs/tokenize/{SHARD}.log",
-        benchmark:
-            f"{OUT}/benchmarks/tokenize/{SHARD}.tsv"
-        conda:
-            "../envs/tokenize.yaml"
         script:
             "../scripts/tokenize_shard.py"
 
@@ -33,19 +33,19 @@ else:
             codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         output:
             f"{OUT}/tokens/{SHARD}.h5",
-        params:
-            options=config["model"],
+        log:
+            f"{OUT}/logs/embed_tokenize/{SHARD}.log",
+        benchmark:
+            f"{OUT}/job_benchmarks/embed_tokenize/{SHARD}.tsv"
+        conda:
+            "../envs/embed.yaml"
         threads: 4
         resources:
             gpu=1,
             mem_mb=lambda wildcards, attempt: 16000 * attempt,
             runtime=lambda wildcards, attempt: 240 * attempt,
-        log:
-            f"{OUT}/logs/embed_tokenize/{SHARD}.log",
-        benchmark:
-            f"{OUT}/benchmarks/embed_tokenize/{SHARD}.tsv"
-        conda:
-            "../envs/embed.yaml"
+        params:
+            model=config["model"],
         script:
             "../scripts/embed_tokenize.py"
 
@@ -60,16 +60,16 @@ rule llm_outputs:
         parquet=f"{OUT}/tokens.parquet",
         vocab=f"{OUT}/vocab.json",
         interleaved=f"{OUT}/interleaved.jsonl",
-    params:
-        vocab_offset=config["llm"]["vocab_offset"],
     log:
         f"{OUT}/logs/llm_outputs.log",
     benchmark:
-        f"{OUT}/benchmarks/llm_outputs.tsv"
+        f"{OUT}/job_benchmarks/llm_outputs.tsv"
+    conda:
+        "../envs/tokenize.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=60,
-    conda:
-        "../envs/tokenize.yaml"
+    params:
+        llm=config["llm"],
     script:
         "../scripts/llm_outputs.py"

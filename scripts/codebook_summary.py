@@ -3,16 +3,12 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.codebook.metrics import write_codebook_summary  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.codebook.metrics import write_codebook_summary
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
-summary = write_codebook_summary(
-    list(snakemake.input.tokens),  # noqa: F821
-    snakemake.input.codebook,  # noqa: F821
-    snakemake.input.training,  # noqa: F821
-    snakemake.output[0],  # noqa: F821
-)
+log = configure_logging(snakemake.log[0])
+inp = snakemake.input
+summary = write_codebook_summary(list(inp.tokens), inp.codebook, inp.training, snakemake.output[0])
 log.info("codebook summary: %s", summary)

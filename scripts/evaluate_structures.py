@@ -4,19 +4,25 @@ import dataclasses
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.api import StructureTokenizer  # noqa: E402
-from structure_tokens.embed.embedder import EmbedOptions  # noqa: E402
-from structure_tokens.evaluation import evaluate_structures  # noqa: E402
-from structure_tokens.evaluation.tables import agreement_sections, write_html_tables  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.api import StructureTokenizer
+from structure_tokens.embed.embedder import EmbedOptions
+from structure_tokens.evaluation.structure_agreement import (
+    EvaluationOptions,
+    evaluate_structures,
+    write_structure_evaluation,
+)
+from structure_tokens.report.plots import plot_token_tracks
+from structure_tokens.report.tables import agreement_sections, write_html_tables
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+log = configure_logging(snakemake.log[0])
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 # Every residue of a chain needs a token, so long chains are always embedded in windows.
-options = dataclasses.replace(EmbedOptions.from_config(params.model), long_policy="windows")
-tokenizer = StructureTokenizer.from_files(inp.checkpoint, inp.codebook, options)
+embed_options = dataclasses.replace(EmbedOptions.from_config(params.model), long_policy="windows")
+options = EvaluationOptions.from_config(params.evaluation)
+tokenizer = StructureTokenizer.from_files(inp.checkpoint, inp.codebook, embed_options)
 
 
 def esm_tokens(sequences):
@@ -24,19 +30,22 @@ def esm_tokens(sequences):
     return [protein.structure_tokens for protein in tokenizer.tokenize(sequences)]
 
 
-table = evaluate_structures(
+evaluation = evaluate_structures(
     inp.structures,
     token_fn=esm_tokens,
     k=tokenizer.codebook.k,
     seed=params.seed,
-    out_tsv=out.tsv,
-    out_json=out.json,
-    out_png_tracks=out.tracks,
     model_name=tokenizer.model_name,
-    min_length=params.evaluation["min_chain_length"],
-    n_track_chains=params.evaluation["track_chains"],
-    ss_method=params.evaluation["secondary_structure"],
+    min_length=options.min_chain_length,
+    ss_method=options.secondary_structure,
 )
-write_html_tables(out.html, f"Token agreement with structure labels (K={tokenizer.codebook.k})", tokenizer.model_name,
-                  agreement_sections(table))
-log.info("structure agreement of %s:\n%s", tokenizer.model_name, table.drop(columns="description").to_string())
+write_structure_evaluation(evaluation, out.tsv, out.json)
+plot_token_tracks(out.tracks, evaluation, n_shown=options.track_chains)
+write_html_tables(
+    out.html,
+    f"Token agreement with structure labels (K={tokenizer.codebook.k})",
+    tokenizer.model_name,
+    agreement_sections(evaluation.table),
+)
+table = evaluation.table.drop(columns="description").to_string()
+log.info("structure agreement of %s:\n%s", tokenizer.model_name, table)

@@ -3,17 +3,13 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.finetune import FinetuneOptions, write_finetune_data  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.llm.finetune import FinetuneOptions, write_finetune_data
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
-manifest = write_finetune_data(
-    snakemake.input.tokens,  # noqa: F821
-    snakemake.input.vocab,  # noqa: F821
-    snakemake.input.codebook,  # noqa: F821
-    snakemake.output[0],  # noqa: F821
-    FinetuneOptions(**snakemake.params.options),  # noqa: F821
-)
+log = configure_logging(snakemake.log[0])
+inp = snakemake.input
+options = FinetuneOptions.from_config(snakemake.params.finetune)
+manifest = write_finetune_data(inp.tokens, inp.vocab, inp.codebook, snakemake.output[0], options)
 log.info("SFT data written: %s", {split: info["examples"] for split, info in manifest["splits"].items()})

@@ -3,13 +3,15 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.evaluation.heldout import CodebookOptions, heldout_metrics, write_heldout_metrics  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.codebook.train import CodebookOptions
+from structure_tokens.evaluation.heldout import heldout_metrics
+from structure_tokens.report.tables import write_heldout_metrics
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+log = configure_logging(snakemake.log[0])
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
 metrics = heldout_metrics(
     list(inp.embeddings),
     list(inp.shards),
@@ -19,5 +21,10 @@ metrics = heldout_metrics(
     seed_stability=params.seed_stability,
 )
 write_heldout_metrics(metrics, out.json, out.tsv, out.html)
-log.info("held-out metrics of %s: %d proteins, %d residues, stability %s", metrics["model_name"],
-         metrics["n_heldout_proteins"], metrics["n_heldout_residues"], metrics["seed_stability"])
+log.info(
+    "held-out metrics of %s: %d proteins, %d residues, stability %s",
+    metrics["model_name"],
+    metrics["n_heldout_proteins"],
+    metrics["n_heldout_residues"],
+    metrics["seed_stability"],
+)

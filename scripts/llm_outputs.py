@@ -3,19 +3,20 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.tokenize.llm import write_llm_outputs  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.llm.outputs import OutputOptions, write_llm_outputs
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
+log = configure_logging(snakemake.log[0])
+inp, out = snakemake.input, snakemake.output
 stats = write_llm_outputs(
-    list(snakemake.input.shards),  # noqa: F821
-    list(snakemake.input.tokens),  # noqa: F821
-    snakemake.input.codebook,  # noqa: F821
-    out_parquet=snakemake.output.parquet,  # noqa: F821
-    out_vocab=snakemake.output.vocab,  # noqa: F821
-    out_jsonl=snakemake.output.interleaved,  # noqa: F821
-    vocab_offset=snakemake.params.vocab_offset,  # noqa: F821
+    list(inp.shards),
+    list(inp.tokens),
+    inp.codebook,
+    OutputOptions.from_config(snakemake.params.llm),
+    out_parquet=out.parquet,
+    out_vocab=out.vocab,
+    out_jsonl=out.interleaved,
 )
 log.info("LLM outputs written: %s", stats)

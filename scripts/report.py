@@ -4,16 +4,21 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821  (the package)
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.report.plots import plot_pca, plot_token_usage  # noqa: E402
-from structure_tokens.report.summary import write_summary_md  # noqa: E402
-from structure_tokens.workflow_logging import configure_logging  # noqa: E402
+from structure_tokens.evaluation.projection import pca_projection
+from structure_tokens.report.plots import plot_pca, plot_token_usage
+from structure_tokens.report.summary import ReportOptions, write_summary_md
+from structure_tokens.workflow_logging import configure_logging
 
-log = configure_logging(snakemake.log[0])  # noqa: F821
-inp, out, params = snakemake.input, snakemake.output, snakemake.params  # noqa: F821
+log = configure_logging(snakemake.log[0])
+inp, out, params = snakemake.input, snakemake.output, snakemake.params
+options = ReportOptions.from_config(params.report)
 summary = json.loads(Path(inp.summary).read_text())
-plot_pca(list(inp.embeddings), list(inp.embedded_tokens), out.pca, n_residues=params.pca_residues, seed=params.seed)
+projection = pca_projection(
+    list(inp.embeddings), list(inp.embedded_tokens), n_residues=options.pca_residues, seed=params.seed
+)
+plot_pca(projection, out.pca)
 plot_token_usage(list(inp.tokens), summary["k"], out.usage)
 write_summary_md(
     out.summary,

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence, Union
+from typing import Any, Iterable, Union
 
 import numpy as np
 import torch
 
-from structure_tokens.codebook.kmeans import Codebook, assign
+from structure_tokens.codebook.assign import assign
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import EmbedOptions, Embedder
-from structure_tokens.finetune import render_protein
-from structure_tokens.hf_tokenizer import parse_added_token, protein_token_strings
+from structure_tokens.embed.embedder import Embedder, EmbedOptions
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.shards import Protein
+from structure_tokens.formats.vocab import build_vocab, decode, interleave, parse_stream, render_protein
 from structure_tokens.inputs.readers import read_fasta
 from structure_tokens.inputs.records import InputRecord
-from structure_tokens.inputs.shards import Protein
 from structure_tokens.inputs.validate import clean_sequence, sequence_hash
-from structure_tokens.tokenize.llm import build_vocab, interleave
 
 ProteinLike = Union[str, tuple[str, str], InputRecord, Protein]
 
@@ -118,33 +117,4 @@ class StructureTokenizer:
         return interleave(protein.sequence, protein.structure_tokens, self.vocab)
 
 
-def parse_stream(tokens: str | Sequence[str] | Sequence[int], vocab: dict[str, Any]) -> tuple[str, list[int]]:
-    """Amino-acid sequence and structure tokens of one protein stream, in any format.
-
-    ``tokens`` is added-token text (``"<protein><aa:M><S012>...</protein>"``, other text ignored),
-    a list of token strings (``vocab.json`` or added-token strings), or ``vocab.json`` ids.
-    """
-    if isinstance(tokens, str):
-        strings = protein_token_strings(tokens)
-    else:
-        id_to_token = {i: token for token, i in vocab["token_to_id"].items()}
-        try:
-            strings = [t if isinstance(t, str) else id_to_token[int(t)] for t in tokens]
-        except KeyError as unknown:
-            raise ValueError(f"id {unknown} is not in the vocabulary (offset {vocab['vocab_offset']})") from None
-    index = {name: i for i, name in enumerate(vocab["structure_tokens"])}
-    residues, structure = [], []
-    for string in strings:
-        amino_acid, structure_token = parse_added_token(string)
-        if amino_acid is not None:
-            residues.append(amino_acid)
-        if structure_token is not None:
-            if structure_token not in index:
-                raise ValueError(f"{string!r} is not a structure token of this vocabulary (k={vocab['k']})")
-            structure.append(index[structure_token])
-    return "".join(residues), structure
-
-
-def decode(tokens: str | Sequence[str] | Sequence[int], vocab: dict[str, Any]) -> str:
-    """The amino-acid sequence of one protein stream (see :func:`parse_stream`)."""
-    return parse_stream(tokens, vocab)[0]
+__all__ = ["StructureTokenizer", "TokenizedProtein", "as_protein", "decode", "parse_stream"]

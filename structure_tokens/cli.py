@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.finetune import DEFAULT_FRACTIONS, FORMATS, SPLIT_METHODS, FinetuneOptions
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.vocab import FORMATS
+from structure_tokens.llm.finetune import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
 
 
 def parse_fractions(text: str) -> dict[str, float]:
@@ -42,7 +43,7 @@ def run_tokenize(args: argparse.Namespace) -> None:
                                      "structure_tokens": protein.structure_tokens.tolist(),
                                      "text": tokenizer.render(protein, args.format)}) + "\n")
     if args.vocab:
-        from structure_tokens.tokenize.llm import write_vocab
+        from structure_tokens.formats.vocab import write_vocab
 
         write_vocab(args.vocab, tokenizer.codebook.k, args.vocab_offset, tokenizer.codebook.sha256)
     print(f"{len(proteins)} proteins -> {args.out}", file=sys.stderr)
@@ -57,7 +58,7 @@ def run_decode(args: argparse.Namespace) -> None:
 
 
 def run_extend_tokenizer(args: argparse.Namespace) -> None:
-    from structure_tokens.hf_tokenizer import MAPPING_FILE, extend_and_save
+    from structure_tokens.llm.hf_tokenizer import MAPPING_FILE, extend_and_save
 
     mapping = extend_and_save(args.tokenizer, args.vocab, args.out, combined=args.combined)
     print(f"{len(mapping.tokenizer_ids) + len(mapping.combined_tokens)} protein tokens; tokenizer and "
@@ -65,7 +66,7 @@ def run_extend_tokenizer(args: argparse.Namespace) -> None:
 
 
 def run_finetune_data(args: argparse.Namespace) -> None:
-    from structure_tokens.finetune import write_finetune_data
+    from structure_tokens.llm.finetune import write_finetune_data
 
     options = FinetuneOptions(format=args.format, instruction=args.instruction, split_method=args.split_method,
                               clusters_tsv=args.clusters, fractions=args.fractions, seed=args.seed,

@@ -7,14 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from structure_tokens.api import StructureTokenizer, decode, parse_stream
+from structure_tokens.api import decode, StructureTokenizer
+from structure_tokens.formats.vocab import parse_stream
 from structure_tokens.cli import main
-from structure_tokens.codebook.kmeans import Codebook, assign
+from structure_tokens.codebook.assign import assign
+from structure_tokens.formats.codebook import Codebook
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.embedder import EmbedOptions, Embedder
-from structure_tokens.inputs.shards import Protein
+from structure_tokens.formats.shards import Protein
 from structure_tokens.inputs.validate import sequence_hash
-from structure_tokens.tokenize.llm import build_vocab, interleave
+from structure_tokens.formats.vocab import build_vocab, interleave
 
 SEQUENCES = {"P1": "MKTAYIAKQRQISFVKSHFSRQ", "P2": "GSHMLEDPVDAF", "P3": "MNPQRSTVWYACDEFGHIKL"}
 
@@ -49,7 +51,8 @@ def test_tokenize_assigns_nearest_centroids(tokenizer, model_and_codebook):
                                   assign(model_and_codebook["embedding"], tokenizer.codebook.centroids))
     assert tokenizer.vocab["codebook_sha256"] == tokenizer.codebook.sha256
     strings, ids = tokenizer.interleave(proteins[2])
-    assert strings[:2] == ["M", f"S{proteins[2].structure_tokens[0]:03d}"] and decode(ids, tokenizer.vocab) == SEQUENCES["P3"]
+    assert strings[:2] == ["M", f"S{proteins[2].structure_tokens[0]:03d}"]
+    assert decode(ids, tokenizer.vocab) == SEQUENCES["P3"]
 
 
 def test_fasta_and_sequences_give_the_same_tokens(tokenizer, tmp_path):

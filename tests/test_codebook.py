@@ -9,14 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from structure_tokens.codebook.kmeans import (
-    Codebook,
-    assign,
-    assign_torch,
-    mean_squared_error,
-    train_codebook,
-    train_codebook_from_shards,
-)
+from structure_tokens.codebook.assign import assign, assign_torch, mean_squared_error
+from structure_tokens.codebook.kmeans import train_codebook
+from structure_tokens.codebook.train import CodebookOptions, train_codebook_from_shards
+from structure_tokens.formats.codebook import Codebook
 from structure_tokens.codebook.metrics import (
     dead_codes,
     describe_histogram,
@@ -28,7 +24,7 @@ from structure_tokens.codebook.metrics import (
     utilization,
 )
 from structure_tokens.codebook.sample import is_heldout, sample_residues
-from structure_tokens.embed.store import EmbeddingShard, write_embedding_shard
+from structure_tokens.formats.embeddings import EmbeddingShard, write_embedding_shard
 
 DIM = 16
 N_BLOBS = 8
@@ -158,7 +154,8 @@ def test_codebook_npz_round_trip_has_no_objects_and_checks_sha(tmp_path):
         assert str(npz["sha256"]) == hashlib.sha256(codebook.centroids.tobytes()).hexdigest()
     loaded = Codebook.load(path)
     np.testing.assert_array_equal(loaded.centroids, codebook.centroids)
-    assert (loaded.model_name, loaded.layer, loaded.seed, loaded.n_train, loaded.k) == ("esm2_t6_8M_UR50D", 6, 3, 100, 8)
+    loaded_fields = (loaded.model_name, loaded.layer, loaded.seed, loaded.n_train, loaded.k)
+    assert loaded_fields == ("esm2_t6_8M_UR50D", 6, 3, 100, 8)
 
     with np.load(path, allow_pickle=False) as npz:
         arrays = dict(npz)
@@ -171,9 +168,9 @@ def test_codebook_npz_round_trip_has_no_objects_and_checks_sha(tmp_path):
 def test_train_codebook_from_shards_writes_codebook_and_training_json(tmp_path):
     paths, _ = write_blob_shards(tmp_path, n_shards=2, proteins_per_shard=30)
     out_npz, out_json = tmp_path / "codebook/codebook_K8.npz", tmp_path / "codebook/training_K8.json"
-    codebook = train_codebook_from_shards(paths, out_npz, out_json, k=N_BLOBS, seed=0, sample_per_shard=400,
-                                          max_train_residues=600, holdout_fraction=0.2, batch_size=128,
-                                          max_iter=30)
+    options = CodebookOptions(k=N_BLOBS, seed=0, sample_per_shard=400, max_train_residues=600,
+                              holdout_fraction=0.2, batch_size=128, max_iter=30)
+    codebook = train_codebook_from_shards(paths, out_npz, out_json, options)
     assert Codebook.load(out_npz).sha256 == codebook.sha256
     training = json.loads(out_json.read_text())
     assert training["n_train"] == 600 and training["n_heldout"] > 0

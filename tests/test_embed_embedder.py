@@ -8,9 +8,9 @@ import torch
 
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.embedder import WINDOW, EmbedOptions, Embedder, embed_shard, padded_tokens, window_starts
-from structure_tokens.embed.store import EmbeddingShard
-from structure_tokens.resumable import partial_dir
-from structure_tokens.inputs.shards import Protein, write_shard
+from structure_tokens.formats.embeddings import EmbeddingShard
+from structure_tokens.formats.resumable import partial_dir
+from structure_tokens.formats.shards import Protein, write_shard
 from structure_tokens.inputs.validate import sequence_hash
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"

@@ -7,8 +7,8 @@ import pytest
 from Bio import SeqIO
 
 from structure_tokens.embed.embedder import WINDOW, EmbedOptions, embed_shard
-from structure_tokens.embed.store import EmbeddingShard, is_complete
-from structure_tokens.inputs.shards import Protein, read_shard, write_shard
+from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
+from structure_tokens.formats.shards import Protein, read_shard, write_shard
 from structure_tokens.inputs.validate import sequence_hash
 
 

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from structure_tokens.embed.store import EmbeddingShard, EmbeddingWriter, is_complete, write_embedding_shard
-from structure_tokens.resumable import partial_dir
+from structure_tokens.formats.embeddings import EmbeddingShard, EmbeddingWriter, is_complete, write_embedding_shard
+from structure_tokens.formats.resumable import partial_dir
 
 ATTRS = {"model_name": "esm2_test", "layer": 2}
 
@@ -36,7 +36,8 @@ def test_layout_reading_and_completeness(tmp_path):
         assert shard.protein(2).tolist() == [[2] * 4]
         assert shard.rows(np.array([5, 0, 5])).tolist() == [[2] * 4, [1] * 4, [2] * 4]
         blocks = list(shard.iter_blocks(4))
-        assert [start for start, _ in blocks] == [0, 4] and np.concatenate([b for _, b in blocks])[:, 0].tolist() == [1, 1, 1, 0, 0, 2]
+        assert [start for start, _ in blocks] == [0, 4]
+        assert np.concatenate([b for _, b in blocks])[:, 0].tolist() == [1, 1, 1, 0, 0, 2]
 
 
 def test_damaged_files_are_not_complete(tmp_path):

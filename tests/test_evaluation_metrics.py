@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from structure_tokens.evaluation import evaluate_structures
+from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
+from structure_tokens.report.plots import plot_token_tracks
 from structure_tokens.evaluation.agreement import (
     ContingencyCounts,
     adjusted_rand_index,
@@ -141,17 +142,17 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
     for source in SMALL_FILES:
         shutil.copy(source, folder / source.name)
     out = tmp_path / "out"
-    table = evaluate_structures(
+    evaluation = evaluate_structures(
         folder,
         token_fn=amino_acid_tokens,
         k=24,  # >= the 20 amino-acid tokens of the fake token_fn
         seed=0,
-        out_tsv=out / "metrics.tsv",
-        out_json=out / "metrics.json",
-        out_png_tracks=out / "tracks.png",
         model_name="fake_amino_acid_model",
         ss_method="phi_psi",
     )
+    write_structure_evaluation(evaluation, out / "metrics.tsv", out / "metrics.json")
+    plot_token_tracks(out / "tracks.png", evaluation)
+    table = evaluation.table
     written = pd.read_csv(out / "metrics.tsv", sep="\t", index_col="method")
     assert list(written.index) == ["esm_kmeans", "amino_acid", "random", "handcrafted_6d"]
     assert set(written["model"]) == {"fake_amino_acid_model"}
@@ -180,9 +181,6 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
             token_fn=wrong_length,
             k=24,
             seed=0,
-            out_tsv=out / "x.tsv",
-            out_json=out / "x.json",
-            out_png_tracks=out / "x.png",
             model_name="m",
             ss_method="phi_psi",
         )

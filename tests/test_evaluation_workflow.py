@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from structure_tokens.codebook.sample import is_heldout
-from structure_tokens.tokenize.assign import TokenShard
+from structure_tokens.formats.tokens import TokenShard
 
 from conftest import run_snakemake, write_test_config
 

@@ -12,11 +12,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from structure_tokens.cli import main
-from structure_tokens.codebook.kmeans import Codebook
-from structure_tokens.finetune import (FinetuneOptions, render_protein, split_of, verify_finetune_data,
-                                       write_finetune_data)
-from structure_tokens.hf_tokenizer import protein_token_strings
-from structure_tokens.tokenize.llm import PARQUET_SCHEMA, build_vocab, write_vocab
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.vocab import render_protein
+from structure_tokens.llm.finetune import FinetuneOptions, split_of, verify_finetune_data, write_finetune_data
+from structure_tokens.formats.vocab import protein_token_strings
+from structure_tokens.formats.vocab import build_vocab, write_vocab
+from structure_tokens.llm.outputs import PARQUET_SCHEMA
 
 K = 8
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -126,7 +127,8 @@ def test_sft_shards_manifest_and_load_dataset(pipeline_outputs, tmp_path):
 def test_identical_sequences_share_a_split_and_instructions_are_kept(tmp_path, pipeline_outputs):
     """Duplicated sequences (e.g. two runs' tables concatenated) never straddle splits."""
     table = pq.read_table(pipeline_outputs["tokens"])
-    doubled = pa.concat_tables([table, table.set_column(0, "id", pa.array([f"{i}_copy" for i in table["id"].to_pylist()]))])
+    copies = pa.array([f"{i}_copy" for i in table["id"].to_pylist()])
+    doubled = pa.concat_tables([table, table.set_column(0, "id", copies)])
     instructions = [f"Question {i}?" if i % 2 else "" for i in range(len(doubled))]
     pq.write_table(doubled.append_column("instruction", pa.array(instructions)), tmp_path / "doubled.parquet")
     out = tmp_path / "sft"

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from structure_tokens.api import parse_stream
+from structure_tokens.formats.vocab import parse_stream
 from structure_tokens.cli import main
-from structure_tokens.finetune import render_protein
-from structure_tokens.hf_tokenizer import (MAPPING_FILE, added_token_strings, extend_and_save, extend_tokenizer,
-                                           load_token_mapping, parse_added_token)
-from structure_tokens.tokenize.llm import build_vocab, interleave, write_vocab
+from structure_tokens.formats.vocab import render_protein
+from structure_tokens.formats.vocab import parse_added_token
+from structure_tokens.llm.hf_tokenizer import (MAPPING_FILE, added_token_strings, extend_and_save, extend_tokenizer,
+                                               load_token_mapping)
+from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

@@ -9,8 +9,8 @@ import json
 import pandas as pd
 import pytest
 
-from structure_tokens.inputs import (open_source, prepare_inputs, read_demo, read_fasta, read_proteinlmbench,
-                                     read_shard, read_uniprot, sequence_hash)
+from structure_tokens.inputs import (InputOptions, open_source, prepare_inputs, read_demo, read_fasta,
+                                     read_proteinlmbench, read_shard, read_uniprot, sequence_hash)
 from structure_tokens.inputs.validate import check_id, clean_sequence
 
 from conftest import REPO
@@ -18,10 +18,10 @@ from conftest import REPO
 FIXTURES = REPO / "tests" / "data" / "inputs"
 
 
-def run_prepare(records, tmp_path, **options):
+def run_prepare(records, tmp_path, long_policy="windows", **options):
     options.setdefault("shard_size", 2)
-    summary = prepare_inputs(records, shards_dir=tmp_path / "shards", manifest_path=tmp_path / "manifest.tsv",
-                             summary_path=tmp_path / "summary.json", **options)
+    summary = prepare_inputs(records, InputOptions(**options), long_policy=long_policy, shards_dir=tmp_path / "shards",
+                             manifest_path=tmp_path / "manifest.tsv", summary_path=tmp_path / "summary.json")
     manifest = pd.read_csv(tmp_path / "manifest.tsv", sep="\t", keep_default_na=False, dtype=str)
     return summary, manifest.set_index("input_id", drop=False)
 
@@ -142,7 +142,7 @@ def test_reject_policy_and_stale_shards_removed(tmp_path):
     fasta.write_text(">a\nMAAA\n>b\nMUAA\n>c\nMCCC\n")
     run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1)
     assert sorted(p.name for p in (tmp_path / "out/shards").iterdir()) == [f"shard_0000{i}.tsv" for i in range(3)]
-    summary, manifest = run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1, nonstandard="reject")
+    summary, manifest = run_prepare(read_fasta(fasta), tmp_path / "out", shard_size=1, nonstandard_residues="reject")
     assert manifest.loc["b", "reason"] == "non-standard residue U at position 2"
     assert summary["shards"] == ["shard_00000", "shard_00001"]
     assert sorted(p.name for p in (tmp_path / "out/shards").iterdir()) == ["shard_00000.tsv", "shard_00001.tsv"]

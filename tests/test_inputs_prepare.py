@@ -7,13 +7,14 @@ import json
 
 import pytest
 
-from structure_tokens.inputs import InputRecord, prepare_inputs, read_fasta, read_shard
+from structure_tokens.inputs import InputOptions, InputRecord, prepare_inputs, read_fasta, read_shard
 from structure_tokens.inputs.seen import SeenIndex
 
 
 def prepare(records, out, **options):
-    return prepare_inputs(records, shard_size=options.pop("shard_size", 2), shards_dir=out / "shards",
-                          manifest_path=out / "manifest.tsv", summary_path=out / "summary.json", **options)
+    options.setdefault("shard_size", 2)
+    return prepare_inputs(records, InputOptions(**options), shards_dir=out / "shards",
+                          manifest_path=out / "manifest.tsv", summary_path=out / "summary.json")
 
 
 def test_ids_are_unique_over_every_source(tmp_path):
@@ -29,7 +30,7 @@ def test_ids_are_unique_over_every_source(tmp_path):
 def test_summary_records_the_configured_input(tmp_path):
     fasta = tmp_path / "in.fasta"
     fasta.write_text(">a\nMKV\n>b\nMKV\n>c\nMAAX\n")
-    summary = prepare(read_fasta(fasta), tmp_path / "out", source="fasta", input_path=fasta)
+    summary = prepare(read_fasta(fasta), tmp_path / "out", source="fasta", path=str(fasta))
     assert json.loads((tmp_path / "out/summary.json").read_text()) == summary
     assert (summary["source"], summary["input_path"], summary["sources"]) == ("fasta", str(fasta), [str(fasta)])
     assert summary["status_counts"] == {"kept": 1, "duplicate_sequence": 1, "skipped": 1}
@@ -73,7 +74,7 @@ def test_prepare_leaves_only_its_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("option, message", [({"shard_size": 0}, "shard_size must be >= 1"),
-                                             ({"nonstandard": "drop"}, "nonstandard_residues must be one of")])
+                                             ({"nonstandard_residues": "drop"}, "nonstandard_residues must be one of")])
 def test_invalid_options_are_rejected(option, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         prepare(iter([InputRecord("mem", 0, "a", "MKV")]), tmp_path / "out", **option)

@@ -101,7 +101,7 @@ def test_open_source_dispatches_on_the_configured_source(tmp_path):
 
 
 def load_make_demo():
-    spec = importlib.util.spec_from_file_location("make_demo", REPO / "scripts" / "dev" / "make_demo.py")
+    spec = importlib.util.spec_from_file_location("make_demo", REPO / "tools" / "make_demo.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

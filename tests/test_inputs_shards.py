@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from structure_tokens.inputs import Protein, read_shard, sequence_hash, write_shard
-from structure_tokens.inputs.shards import iter_shard, shard_name
+from structure_tokens.formats.shards import iter_shard, shard_name
 
 
 def test_free_text_round_trips(tmp_path):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from structure_tokens.codebook.metrics import write_codebook_summary
+from structure_tokens.evaluation.projection import pca_projection
 from structure_tokens.report.plots import plot_pca, plot_token_usage
 from structure_tokens.report.summary import write_summary_md
 from test_codebook import N_BLOBS
@@ -46,7 +47,7 @@ def test_codebook_summary_counts_every_tokenized_residue(summary, tokenized):  #
 
 def test_figures_are_pngs(tokenized, tmp_path):  # noqa: F811
     pca, usage = tmp_path / "report/clustering_pca.png", tmp_path / "report/token_usage.png"
-    plot_pca(tokenized["embeddings"], tokenized["tokens"], pca, n_residues=150, seed=0)
+    plot_pca(pca_projection(tokenized["embeddings"], tokenized["tokens"], n_residues=150, seed=0), pca)
     plot_token_usage(tokenized["tokens"], N_BLOBS, usage)
     for path in (pca, usage):
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
@@ -54,7 +55,7 @@ def test_figures_are_pngs(tokenized, tmp_path):  # noqa: F811
 
 def test_pca_rejects_unpaired_files(tokenized, tmp_path):  # noqa: F811
     with pytest.raises(ValueError, match="same order"):
-        plot_pca(tokenized["embeddings"], tokenized["tokens"][::-1], tmp_path / "p.png", n_residues=10, seed=0)
+        pca_projection(tokenized["embeddings"], tokenized["tokens"][::-1], n_residues=10, seed=0)
 
 
 def test_summary_md(summary, tmp_path):

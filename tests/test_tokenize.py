@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from structure_tokens.codebook.kmeans import Codebook, assign
-from structure_tokens.embed.store import EmbeddingShard
-from structure_tokens.inputs.shards import Protein, read_shard, write_shard
-from structure_tokens.tokenize.assign import TokenShard, tokenize_shard
-from structure_tokens.tokenize.llm import build_vocab, interleave, write_llm_outputs, write_vocab
+from structure_tokens.codebook.assign import assign
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.embeddings import EmbeddingShard
+from structure_tokens.formats.shards import Protein, read_shard, write_shard
+from structure_tokens.formats.tokens import TokenShard
+from structure_tokens.tokenize.from_embeddings import tokenize_shard
+from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
+from structure_tokens.llm.outputs import OutputOptions, write_llm_outputs
 from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
 
 
@@ -79,7 +82,8 @@ def test_vocab_order_and_offset(tmp_path):
     returned = write_vocab(tmp_path / "vocab.json", 4, 5, "abc")
     written = json.loads((tmp_path / "vocab.json").read_text())
     assert written == returned
-    assert (written["format_version"], written["k"], written["vocab_offset"], written["codebook_sha256"]) == (1, 4, 5, "abc")
+    header = (written["format_version"], written["k"], written["vocab_offset"], written["codebook_sha256"])
+    assert header == (1, 4, 5, "abc")
 
 
 def test_interleave_alternates_residue_and_structure_token():
@@ -96,7 +100,8 @@ def test_interleave_alternates_residue_and_structure_token():
 def test_llm_outputs(tokenized, tmp_path):
     out = {"out_parquet": tmp_path / "tokens.parquet", "out_vocab": tmp_path / "vocab.json",
            "out_jsonl": tmp_path / "interleaved.jsonl"}
-    stats = write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"], vocab_offset=100, **out)
+    stats = write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"],
+                              OutputOptions(vocab_offset=100), **out)
     table = pd.read_parquet(out["out_parquet"])
     proteins = tokenized["proteins"]
     assert len(table) == stats["n_proteins"] == len(proteins)
@@ -124,7 +129,7 @@ def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
     first, *rest = read_shard(tsv)
     write_shard(tsv, [prepared_protein(first.id, first.sequence + "A", first.sequence_hash), *rest])
     with pytest.raises(ValueError, match=f"protein {first.id} has .* tokens"):
-        write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"], vocab_offset=0,
+        write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"],
                           out_parquet=tmp_path / "t.parquet", out_vocab=tmp_path / "v.json",
                           out_jsonl=tmp_path / "i.jsonl")
     assert not any(tmp_path.glob("t.parquet")) and not any(tmp_path.glob(".*.tmp"))

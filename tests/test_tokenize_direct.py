@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from structure_tokens.codebook.kmeans import Codebook
+from structure_tokens.formats.codebook import Codebook
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.embedder import EmbedOptions, Embedder, embed_shard
-from structure_tokens.inputs.shards import write_shard
-from structure_tokens.resumable import partial_dir
-from structure_tokens.tokenize.assign import TokenShard, tokenize_shard
-from structure_tokens.tokenize.direct import embed_and_tokenize_shard
+from structure_tokens.formats.shards import write_shard
+from structure_tokens.formats.resumable import partial_dir
+from structure_tokens.formats.tokens import TokenShard
+from structure_tokens.tokenize.from_embeddings import tokenize_shard
+from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
 from test_embed_embedder import proteins
 
 OPTIONS = EmbedOptions(token_budget=700)

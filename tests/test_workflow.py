@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import h5py
@@ -11,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from structure_tokens.codebook.kmeans import Codebook
-from structure_tokens.embed.store import EmbeddingShard, is_complete
-from structure_tokens.inputs.shards import read_shard
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
+from structure_tokens.formats.shards import read_shard
+from structure_tokens.formats.tokens import is_complete as tokens_complete
 
 from conftest import run_snakemake, write_test_config
 
@@ -138,6 +140,25 @@ def test_corrupt_shard_file_is_rebuilt(run, tmp_path, tiny_checkpoint):
     assert is_complete(embeddings)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results/tokens.parquet"),
                                   pd.read_parquet(run / "tokens.parquet"))
+
+
+@pytest.mark.parametrize("damaged, size", [("tokens/shard_00001.h5", lambda n: 3000),
+                                           ("embeddings/shard_00002.h5", lambda n: n // 2)])
+def test_shard_damaged_after_a_finished_run_is_rebuilt(run, tmp_path, damaged, size):
+    """A finished run, then one shard file truncated: the rerun rebuilds it and what was made from it,
+    the outputs equal the clean run's, and the next rerun has nothing to do."""
+    workdir = tmp_path / "run"
+    shutil.copytree(run.parent, workdir, symlinks=True)  # outputs, config and Snakemake's metadata
+    path = workdir / "results" / damaged
+    path.write_bytes(path.read_bytes()[: size(path.stat().st_size)])
+    config = str(workdir / "config.yaml")
+    out = run_snakemake(workdir, "--configfile", config, "--cores", "2")
+    assert f"{Path(damaged).name} is incomplete or corrupt" in out.stdout + out.stderr
+    assert (is_complete if damaged.startswith("embeddings") else tokens_complete)(path)
+    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook_summary_K16.json"):
+        assert (workdir / "results" / name).read_bytes() == (run / name).read_bytes(), name
+    again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_one_pass_mode_gives_the_same_tokens(run, tmp_path, tiny_checkpoint):

@@ -1,1 +1,2 @@
-"""k-means codebook of per-residue embeddings: sampling, training, quality metrics."""
+"""The codebook stage: residue sampling (``sample``), the trainer (``kmeans``), the stage that
+writes the codebook (``train``), nearest-centroid assignment (``assign``) and usage metrics."""

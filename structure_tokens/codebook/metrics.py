@@ -10,9 +10,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.codebook.kmeans import Codebook, mean_squared_error
-from structure_tokens.tokenize.assign import TokenShard
+from structure_tokens.codebook.assign import mean_squared_error
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.tokens import TokenShard
 
 __all__ = ["usage_counts", "utilization", "perplexity", "normalized_entropy", "dead_codes",
            "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "describe_histogram", "token_statistics",

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from structure_tokens.embed.store import EmbeddingShard
+from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
 
 
 def is_heldout(sequence_hash: str, holdout_fraction: float) -> bool:
@@ -44,14 +44,6 @@ def read_rows(shard: EmbeddingShard, rows: np.ndarray) -> np.ndarray:
     if len(rows) == 0:
         return np.zeros((0, shard.dim), dtype=np.float32)
     return np.asarray(shard.rows(rows), dtype=np.float32)
-
-
-def shard_model(path: str | os.PathLike, attrs: dict[str, Any]) -> tuple[str, int]:
-    """``(model_name, layer)`` of an embedding shard, with a clear error when missing."""
-    try:
-        return str(attrs["model_name"]), int(attrs["layer"])
-    except KeyError as missing:
-        raise ValueError(f"{path}: embedding shard has no {missing} attribute") from None
 
 
 def sample_residues(

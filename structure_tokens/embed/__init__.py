@@ -1,1 +1,1 @@
-"""Embedding stage: ESM-2 checkpoints, the batched embedder and the per-shard HDF5 store."""
+"""Embedding stage: ESM-2 checkpoints, fused attention and the batched embedder (``embed_shard``)."""

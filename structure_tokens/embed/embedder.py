@@ -3,7 +3,6 @@ GPU, fused attention, overlapping windows for proteins longer than the model's c
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import os
@@ -18,9 +17,10 @@ import torch
 
 from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.store import EmbeddingWriter
-from structure_tokens.inputs.shards import Protein, read_shard
+from structure_tokens.formats.embeddings import EmbeddingWriter
+from structure_tokens.formats.shards import Protein, read_shard
 from structure_tokens.inputs.validate import ESM2_WINDOW
+from structure_tokens.options import FromConfig
 
 WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EmbedOptions:
+class EmbedOptions(FromConfig):
     """How to embed; the fields are the `model:` config keys of the same names."""
 
     layer: int = -1
@@ -40,12 +40,6 @@ class EmbedOptions:
     long_policy: str = "windows"
     window_overlap: int = 256
     fast_attention: bool = True
-
-    @classmethod
-    def from_config(cls, model_config: dict[str, Any]) -> "EmbedOptions":
-        """Options from the `model:` config section (other keys there are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in model_config.items() if k in names})
 
 
 @dataclass(frozen=True)

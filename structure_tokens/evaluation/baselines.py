@@ -8,9 +8,7 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from structure_tokens.evaluation.labels import SS_STATES
-from structure_tokens.evaluation.structures import STANDARD_AMINO_ACIDS
-
-AMINO_ACID_INDEX = {aa: i for i, aa in enumerate(STANDARD_AMINO_ACIDS)}
+from structure_tokens.formats.vocab import amino_acid_indices
 
 
 def split_by_lengths(values: np.ndarray, lengths: Sequence[int]) -> list[np.ndarray]:
@@ -19,13 +17,13 @@ def split_by_lengths(values: np.ndarray, lengths: Sequence[int]) -> list[np.ndar
 
 
 def amino_acid_tokens(sequences: Sequence[str]) -> list[np.ndarray]:
-    """Token = index of the residue in ``STANDARD_AMINO_ACIDS`` (20 tokens)."""
+    """Token = index of the residue in the 20 standard amino acids (``formats.vocab.AMINO_ACIDS``)."""
     tokens = []
     for number, sequence in enumerate(sequences):
-        unknown = sorted(set(sequence) - AMINO_ACID_INDEX.keys())
-        if unknown:
-            raise ValueError(f"sequence {number}: letters {unknown} are not standard amino acids")
-        tokens.append(np.fromiter((AMINO_ACID_INDEX[aa] for aa in sequence), dtype=np.uint16, count=len(sequence)))
+        try:
+            tokens.append(amino_acid_indices(sequence))
+        except ValueError as error:
+            raise ValueError(f"sequence {number}: {error}") from None
     return tokens
 
 

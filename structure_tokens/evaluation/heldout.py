@@ -9,43 +9,25 @@ with the first by the adjusted Rand index of their assignments.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.codebook.kmeans import Codebook, assign, mean_squared_error, train_codebook
-from structure_tokens.codebook.metrics import TINY_CODE_FRACTION, usage_summary
-from structure_tokens.codebook.sample import is_heldout, sample_residues
-from structure_tokens.embed.store import EmbeddingShard
+from structure_tokens.codebook.assign import assign, check_codebook_matches, mean_squared_error
+from structure_tokens.codebook.kmeans import train_codebook
+from structure_tokens.codebook.metrics import usage_summary
+from structure_tokens.codebook.sample import is_heldout
+from structure_tokens.codebook.train import CodebookOptions, draw_training_sample
+from structure_tokens.embed.checkpoint import is_test_model
 from structure_tokens.evaluation.agreement import ContingencyCounts
-from structure_tokens.evaluation.baselines import amino_acid_tokens
-from structure_tokens.evaluation.structures import STANDARD_AMINO_ACIDS
-from structure_tokens.inputs.shards import read_shard
-from structure_tokens.evaluation.tables import write_html_tables
-from structure_tokens.report.summary import format_value, is_test_model
-from structure_tokens.tokenize.assign import check_codebook_matches
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.embeddings import EmbeddingShard
+from structure_tokens.formats.shards import read_shard
+from structure_tokens.formats.vocab import AMINO_ACIDS, amino_acid_indices
 
 BLOCK_ROWS = 65536  # held-out residues tokenized at a time
-
-
-@dataclass(frozen=True)
-class CodebookOptions:
-    """The `codebook:` config keys that decide the training sample and the k-means fit."""
-
-    sample_per_shard: int
-    max_train_residues: int
-    holdout_fraction: float
-    batch_size: int
-    max_iter: int
-
-    @classmethod
-    def from_config(cls, codebook_config: dict[str, Any]) -> "CodebookOptions":
-        return cls(**{name: codebook_config[name] for name in cls.__dataclass_fields__})
 
 
 @dataclass
@@ -103,9 +85,7 @@ def stability_codebook(
     The sample is drawn again exactly as `train_codebook` drew it (same shards, quotas and seed),
     so only the k-means seed differs. Returns the codebook and the sample size.
     """
-    train, _, info = sample_residues(train_embedding_paths, per_shard=options.sample_per_shard,
-                                     max_total=options.max_train_residues,
-                                     holdout_fraction=options.holdout_fraction, seed=codebook.seed)
+    train, _, info = draw_training_sample(train_embedding_paths, options, codebook.seed)
     if len(train) != codebook.n_train:
         raise ValueError(f"re-drawn training sample has {len(train)} residues, but the codebook was trained on "
                          f"{codebook.n_train}: the training shards or codebook options changed since")
@@ -144,14 +124,14 @@ def heldout_metrics(
     codebook = Codebook.load(codebook_npz)
     second, n_train = (stability_codebook(train_embedding_paths, codebook, options)
                        if seed_stability else (None, codebook.n_train))
-    counts = HeldoutCounts(ContingencyCounts(codebook.k, len(STANDARD_AMINO_ACIDS)),
+    counts = HeldoutCounts(ContingencyCounts(codebook.k, len(AMINO_ACIDS)),
                            ContingencyCounts(codebook.k, codebook.k) if second is not None else None)
     for embeddings, sequences in heldout_blocks(embedding_paths, shard_tsvs, codebook_npz, codebook,
                                                 options.holdout_fraction):
         X = embeddings.astype(np.float32)
         tokens = assign(X, codebook.centroids)
         counts.squared_error_sum += mean_squared_error(X, codebook.centroids, tokens) * len(X)
-        counts.token_vs_amino_acid.add(tokens, np.concatenate(amino_acid_tokens(sequences)))
+        counts.token_vs_amino_acid.add(tokens, np.concatenate([amino_acid_indices(s) for s in sequences]))
         counts.n_proteins += len(sequences)
         if second is not None:
             counts.token_vs_stability.add(tokens, assign(X, second.centroids))
@@ -184,37 +164,3 @@ def heldout_metrics(
         "amino_acid": amino_acid_information(counts.token_vs_amino_acid),
         "seed_stability": stability,
     }
-
-
-def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """The headline held-out numbers as a two-column table (metric, value) for the report."""
-    usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
-    rows = {
-        "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
-                                          if metrics["model_is_random_test_checkpoint"] else ""),
-        "K": metrics["k"],
-        "held-out proteins / residues": f"{metrics['n_heldout_proteins']} / {metrics['n_heldout_residues']}",
-        "utilization (codes used / K)": usage.get("utilization"),
-        "perplexity of code usage": usage.get("perplexity"),
-        "normalized entropy": usage.get("normalized_entropy"),
-        "dead codes": usage.get("dead_codes"),
-        f"tiny codes (< {TINY_CODE_FRACTION:.2%} of residues)": usage.get("tiny_codes"),
-        "quantization error (mean squared distance)": metrics["mse"],
-        "I(token; amino acid), bits": aa.get("mi_bits"),
-        "I(token; amino acid) / H(amino acid)": aa.get("fraction_of_aa_entropy"),
-        "NMI(token, amino acid)": aa.get("nmi"),
-        "seed stability: ARI of the assignments of codebook seeds s and s + 1": stability.get("ari"),
-    }
-    return pd.DataFrame({"metric": list(rows), "value": [format_value(value) for value in rows.values()]})
-
-
-def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, out_tsv: str | os.PathLike,
-                          out_html: str | os.PathLike) -> None:
-    """Write the metrics as JSON and the headline table as TSV and HTML (for the report), atomically."""
-    with atomic_output(out_json) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    table = metrics_table(metrics)
-    with atomic_output(out_tsv) as tmp:
-        table.to_csv(tmp, sep="\t", index=False)
-    write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})", metrics["model_name"],
-                      {"not used to train the codebook": table.set_index("metric")})

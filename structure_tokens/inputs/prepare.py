@@ -2,24 +2,49 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
-from structure_tokens.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.manifest import ManifestWriter
+from structure_tokens.formats.shards import Protein, read_shard, shard_name, write_shard
+from structure_tokens.inputs.readers import open_source
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.seen import SeenIndex
-from structure_tokens.inputs.shards import Protein, read_shard, shard_name, write_shard
-from structure_tokens.inputs.validate import ESM2_WINDOW, check_id, clean_sequence, sequence_hash
+from structure_tokens.inputs.validate import ESM2_WINDOW, NONSTANDARD_POLICIES, check_id, clean_sequence, sequence_hash
+from structure_tokens.options import FromConfig
 
-MANIFEST_COLUMNS = ("source", "record_index", "input_id", "status", "reason", "protein_id",
-                    "sequence_hash", "length", "shard")
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InputOptions(FromConfig):
+    """The ``input:`` config section: where the proteins come from and which of them are kept."""
+
+    source: str = "demo"
+    path: str | None = None
+    proteinlmbench: Mapping[str, Any] | None = None
+    num_proteins: int | None = None
+    min_length: int = 1
+    max_length: int | None = None
+    nonstandard_residues: str = "map"
+    shard_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise ValueError(f"input.shard_size must be >= 1, got {self.shard_size}")
+        if self.nonstandard_residues not in NONSTANDARD_POLICIES:
+            raise ValueError(f"input.nonstandard_residues must be one of {NONSTANDARD_POLICIES}, "
+                             f"got {self.nonstandard_residues!r}")
+
+    def records(self) -> Iterable[InputRecord]:
+        """The records of the configured source."""
+        return open_source(self.source, self.path, self.proteinlmbench)
 
 
 class _Sharder:
@@ -73,20 +98,14 @@ class _Sharder:
 
 def prepare_inputs(
     records: Iterable[InputRecord],
+    options: InputOptions,
     *,
-    shard_size: int,
-    num_proteins: int | None = None,
-    min_length: int = 1,
-    max_length: int | None = None,
-    nonstandard: str = "map",
     long_policy: str = "windows",
     shards_dir: str | os.PathLike,
     manifest_path: str | os.PathLike,
     summary_path: str | os.PathLike,
-    source: str | None = None,
-    input_path: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Validate ``records`` and write shards, a manifest row per record and a summary.
+    """Validate ``records`` by ``options`` and write shards, a manifest row per record and a summary.
 
     ``long_policy`` (the `model.long_policy` config key) applies to proteins longer than the ESM-2
     window here, so that every later stage sees the sequences that are embedded: ``skip`` lists
@@ -95,12 +114,11 @@ def prepare_inputs(
 
     Memory holds one shard, never the whole input: the ids, sequence hashes and aliases seen so far
     are in an on-disk index (`SeenIndex`), so memory does not grow with the input. Ids must be
-    unique over all records (the first occurrence wins).
-    ``source`` and ``input_path`` (the configured ``input.source``/``input.path``) are recorded in
-    the summary. The manifest is renamed into place only after every shard is complete.
+    unique over all records (the first occurrence wins). ``options.source`` and ``options.path``
+    are recorded in the summary. The manifest is renamed into place only after every shard is complete.
     """
-    if shard_size < 1:
-        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    shard_size, num_proteins = options.shard_size, options.num_proteins
+    min_length, max_length = options.min_length, options.max_length
     shards_dir = Path(shards_dir)
     shards_dir.mkdir(parents=True, exist_ok=True)
     statuses: Counter[str] = Counter()
@@ -111,13 +129,12 @@ def prepare_inputs(
     with (SeenIndex(shards_dir.parent) as seen, atomic_output(manifest_path) as tmp,
           open(tmp, "w", newline="", encoding="utf-8") as handle):
         sharder = _Sharder(shards_dir, shard_size, seen)
-        manifest = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        manifest.writerow(MANIFEST_COLUMNS)
+        manifest = ManifestWriter(handle)
 
         def row(record: InputRecord, status: str, reason: str = "", code: str = "", protein_id: str = "",
                 digest: str = "", length: int | str = "", shard: str = "") -> None:
-            manifest.writerow([record.source, record.record_index, record.input_id, status, reason,
-                               protein_id, digest, length, shard])
+            manifest.write(record.source, record.record_index, record.input_id, status, reason,
+                           protein_id, digest, length, shard)
             statuses[status] += 1
             if code:
                 reasons[code] += 1
@@ -132,7 +149,7 @@ def prepare_inputs(
             if first is not None:
                 row(record, "skipped", f"duplicate id {record.input_id} (first at record {first})", "duplicate_id")
                 continue
-            validated = clean_sequence(record.sequence, nonstandard)
+            validated = clean_sequence(record.sequence, options.nonstandard_residues)
             if validated.sequence is None:
                 row(record, "skipped", validated.reason, validated.code)
                 continue
@@ -179,8 +196,8 @@ def prepare_inputs(
                              f"{dict(reasons) or 'no records'}")
         shards = sharder.finish()
     summary = {
-        "source": source,
-        "input_path": None if input_path is None else str(input_path),
+        "source": options.source,
+        "input_path": None if options.path is None else str(options.path),
         "sources": sorted(sources),
         "n_records": sum(statuses.values()),
         "status_counts": dict(statuses),

@@ -1,1 +1,2 @@
-"""Quality report of a run: figures and a human-readable summary."""
+"""Quality report of a run: figures, HTML tables and a human-readable summary. The report draws
+and lays out what the other stages computed; it computes no metric of its own."""

@@ -1,29 +1,32 @@
-"""Report figures: PCA of residue embeddings coloured by token, and token-usage histograms."""
+"""Report figures: PCA of residue embeddings coloured by token, token usage, token tracks along chains.
+
+This module draws what other stages computed; it computes no metric of its own.
+"""
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Sequence
 
 import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.decomposition import PCA  # noqa: E402
+matplotlib.use("Agg")  # before pyplot: figures are files, never windows
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from structure_tokens.atomic import atomic_output  # noqa: E402
-from structure_tokens.codebook.metrics import (  # noqa: E402
-    describe_histogram,
-    perplexity,
-    token_statistics,
-    utilization,
-)
-from structure_tokens.codebook.sample import random_rows, read_rows, shard_model  # noqa: E402
-from structure_tokens.embed.store import EmbeddingShard  # noqa: E402
-from structure_tokens.tokenize.assign import TokenShard  # noqa: E402
+from structure_tokens.codebook.metrics import describe_histogram, perplexity, token_statistics, utilization
+from structure_tokens.evaluation.agreement import token_label_table
+from structure_tokens.evaluation.labels import SS_STATES
+from structure_tokens.evaluation.projection import Projection
+from structure_tokens.evaluation.structure_agreement import ESM_METHOD, StructureEvaluation
+from structure_tokens.formats.atomic import atomic_output
 
+SS_COLOURS = {"H": "#d62728", "E": "#1f77b4", "C": "#bdbdbd"}
+UNDEFINED_COLOUR = "#ffffff"
 DPI = 120
 
 
@@ -34,42 +37,16 @@ def save_figure(fig: plt.Figure, out_png: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def sample_tokenized_residues(embedding_paths: Sequence[str | os.PathLike], token_h5s: Sequence[str | os.PathLike],
-                              n_residues: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most ``n_residues`` residues spread evenly over the shards: embeddings and their tokens."""
-    if len(embedding_paths) != len(token_h5s) or not embedding_paths:
-        raise ValueError(f"need matching, non-empty embedding and token lists, got "
-                         f"{len(embedding_paths)} and {len(token_h5s)}")
-    quota = math.ceil(n_residues / len(embedding_paths))
-    embeddings, tokens = [], []
-    for position, (embedding_h5, token_h5) in enumerate(zip(embedding_paths, token_h5s)):
-        with EmbeddingShard(embedding_h5) as shard, TokenShard(token_h5) as token_shard:
-            if list(shard.ids) != token_shard.ids:
-                raise ValueError(f"{token_h5} does not hold the proteins of {embedding_h5} in the same order")
-            rows = random_rows(shard.n_residues, quota, np.random.default_rng(seed + position))
-            embeddings.append(read_rows(shard, rows))
-            tokens.append(token_shard.tokens[rows])
-    return np.concatenate(embeddings), np.concatenate(tokens)
-
-
-def plot_pca(embedding_paths: Sequence[str | os.PathLike], token_h5s: Sequence[str | os.PathLike],
-             out_png: str | os.PathLike, *, n_residues: int, seed: int) -> None:
-    """2-D PCA of a bounded, seeded residue sample, each point coloured by its structure token."""
-    X, tokens = sample_tokenized_residues(embedding_paths, token_h5s, n_residues, seed)
-    with EmbeddingShard(embedding_paths[0]) as shard:
-        model_name, layer = shard_model(embedding_paths[0], shard.attrs)
-    with TokenShard(token_h5s[0]) as token_shard:
-        k = token_shard.k
-    pca = PCA(n_components=2, random_state=seed)
-    points = pca.fit_transform(X)
-    variance = pca.explained_variance_ratio_ * 100
+def plot_pca(projection: Projection, out_png: str | os.PathLike) -> None:
+    """Residues on the first two principal components, each point coloured by its structure token."""
+    points, variance, k = projection.points, projection.variance_percent, projection.k
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=tokens, cmap="turbo", vmin=0, vmax=k - 1,
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=projection.tokens, cmap="turbo", vmin=0, vmax=k - 1,
                          s=6, alpha=0.7, linewidths=0)
     fig.colorbar(scatter, ax=ax, label="structure token (codebook index)")
     ax.set_xlabel(f"PC1 ({variance[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({variance[1]:.1f}% of variance)")
-    ax.set_title(f"PCA of {len(X)} residue embeddings\n{model_name}, layer {layer}, K={k}")
+    ax.set_title(f"PCA of {len(points)} residue embeddings\n{projection.model_name}, layer {projection.layer}, K={k}")
     fig.tight_layout()
     save_figure(fig, out_png)
 
@@ -98,3 +75,49 @@ def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: st
                         f"median {distinct['median'] or 0:.0f})")
     fig.tight_layout()
     save_figure(fig, out_png)
+
+
+def _ss_colours(codes: Sequence[float]) -> np.ndarray:
+    """RGBA (n, 4) colours of secondary-structure codes; NaN is drawn as undefined."""
+    return np.array([to_rgba(UNDEFINED_COLOUR if np.isnan(c) else SS_COLOURS[SS_STATES[int(c)]]) for c in codes])
+
+
+def plot_token_tracks(path: str | os.PathLike, evaluation: StructureEvaluation, *, n_shown: int = 4) -> None:
+    """PNG of the first ``n_shown`` chains: secondary structure above the ESM and hand-crafted tokens,
+    each coloured by the token's majority secondary structure (over all chains), then the ESM token ids."""
+    summary, chains, ss = evaluation.summary, evaluation.chains, evaluation.ss
+    k, ss_method, model_name = summary["k"], summary["secondary_structure_method"], summary["model_name"]
+    tokens_by_method = {method: evaluation.tokens_by_method[method] for method in (ESM_METHOD, "handcrafted_6d")}
+    title = (f"Token tracks vs secondary structure: {ESM_METHOD} ({model_name}, K={k}) "
+             "and the hand-crafted baseline")
+    all_ss = np.concatenate(ss)
+    majority_code = {  # token -> code of its most frequent secondary structure over all chains
+        method: {
+            int(token): SS_STATES.index(row.majority)
+            for token, row in token_label_table(np.concatenate(tokens), all_ss, SS_STATES).iterrows()
+        }
+        for method, tokens in tokens_by_method.items()
+    }
+    shown = chains[:n_shown]
+    figure = Figure(figsize=(12, 1.2 + 1.9 * len(shown)), layout="constrained")
+    axes = figure.subplots(len(shown), 1, squeeze=False)[:, 0]
+    for i, (ax, chain) in enumerate(zip(axes, shown)):
+        rows = {f"secondary structure ({ss_method})": _ss_colours(ss[i])}
+        for method, tokens in tokens_by_method.items():
+            rows[f"{method}: token's majority SS"] = _ss_colours(
+                [majority_code[method].get(int(token), np.nan) for token in tokens[i]]
+            )
+        rows[f"{ESM_METHOD}: token id (colour = id)"] = colormaps["turbo"](
+            tokens_by_method[ESM_METHOD][i] / max(k - 1, 1)
+        )
+        image = np.stack(list(rows.values()))
+        ax.imshow(image, aspect="auto", interpolation="nearest", extent=(0.5, len(chain) + 0.5, len(rows) - 0.5, -0.5))
+        ax.set_yticks(range(len(rows)), list(rows))
+        ax.set_xlabel("residue position")
+        ax.set_title(f"{chain.chain_id} ({len(chain)} residues, {chain.source.name})", fontsize=10)
+    legend = [Patch(facecolor=c, edgecolor="black", label=s) for s, c in SS_COLOURS.items()]
+    legend.append(Patch(facecolor=UNDEFINED_COLOUR, edgecolor="black", label="undefined"))
+    figure.legend(handles=legend, loc="outside lower center", ncols=len(legend), title="secondary structure")
+    figure.suptitle(title)
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)

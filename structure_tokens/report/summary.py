@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.tokenize.llm import structure_token_names
+from structure_tokens.embed.checkpoint import is_test_model
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.vocab import structure_token_names
+from structure_tokens.options import FromConfig
 
-TEST_MODEL_MARKERS = ("tiny", "random")
 
+@dataclass(frozen=True)
+class ReportOptions(FromConfig):
+    """The ``report:`` config section."""
 
-def is_test_model(model_name: str) -> bool:
-    """Whether the model name says it is a random/test checkpoint rather than trained weights."""
-    return any(marker in model_name.lower() for marker in TEST_MODEL_MARKERS)
+    pca_residues: int = 5000  # residues drawn for the PCA figure
 
 
 def format_value(value: Any) -> str:

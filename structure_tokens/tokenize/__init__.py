@@ -1,1 +1,2 @@
-"""Per-residue structure tokens (nearest codebook centroid) and the LLM-ready outputs."""
+"""Per-residue structure tokens: the nearest codebook centroid of every residue, from stored
+embeddings (``from_embeddings``) or in one pass with the embedding (``one_pass``)."""

@@ -9,44 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
-from structure_tokens.codebook.kmeans import Codebook, assign_torch
+from structure_tokens.codebook.assign import assign_torch
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import EmbedOptions, Embedder, embedding_attrs
-from structure_tokens.inputs.shards import read_shard
-from structure_tokens.resumable import ResumableShardWriter
-from structure_tokens.tokenize.assign import write_token_index
+from structure_tokens.embed.embedder import Embedder, EmbedOptions, embedding_attrs
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.shards import read_shard
+from structure_tokens.formats.tokens import TokenWriter
 
 log = logging.getLogger(__name__)
-
-
-class TokenWriter(ResumableShardWriter):
-    """Collect per-protein tokens of one shard; resume after a crash; finalise the tokens file atomically.
-
-    Batches of an interrupted run are reused only with the same codebook and embedding settings.
-    """
-
-    def __init__(self, path: str | os.PathLike, codebook: Codebook, embedding_settings: dict[str, Any],
-                 flush_rows: int):
-        self.codebook = codebook
-        self.skipped_ids: list[str] = []
-        meta = {"codebook_sha256": codebook.sha256,
-                "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}
-        super().__init__(path, meta=meta, row_shape=(), dtype=np.uint16, flush_rows=flush_rows)
-
-    def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
-        with h5py.File(tmp, "w") as h5:
-            tokens = h5.create_dataset("tokens", shape=(int(offsets[-1]),), dtype=np.uint16)
-            start = 0
-            for block in self.value_blocks():
-                tokens[start:start + len(block)] = block
-                start += len(block)
-            write_token_index(h5, offsets, ids, hashes, self.codebook)
-            if self.skipped_ids:
-                h5.attrs["skipped_ids"] = ";".join(self.skipped_ids)
 
 
 def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike,

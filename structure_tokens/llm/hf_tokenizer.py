@@ -1,24 +1,12 @@
 """Add the protein vocabulary to a Hugging Face ``transformers`` tokenizer.
 
-Plain vocabulary strings such as ``A`` or ``S001`` would collide with ordinary text, so each
-vocabulary token gets a distinct *added-token string* in the LLM's tokenizer:
-
-=====================  ============================  ==================
-vocabulary token       added-token string            example
-=====================  ============================  ==================
-amino acid ``M``       ``<aa:M>``                    ``<aa:M>``
-structure ``S012``     ``<S012>``                    ``<S012>``
-``<protein>``          ``<protein>`` (unchanged)     ``<protein>``
-``</protein>``         ``</protein>`` (unchanged)    ``</protein>``
-``<pad>``              the tokenizer's pad token     (``<pad>`` if none)
-combined (optional)    ``<M|S012>``                  SaProt-style
-=====================  ============================  ==================
-
-Combined tokens (one per amino-acid x structure-token pair, ``20 * k`` of them) are only added
-when asked for; they have no id in ``vocab.json``. Added tokens are *not* special, so
-``tokenizer.decode(..., skip_special_tokens=True)`` keeps them, and not normalized, so
-lower-casing normalizers leave them intact. The mapping file (``structure_token_mapping.json``)
-records, for every token, its ``vocab.json`` id, added-token string and tokenizer id.
+Every ``vocab.json`` token is added under its added-token string (``<aa:M>``, ``<S012>``, see
+:mod:`structure_tokens.formats.vocab`). Combined tokens (one per amino-acid x structure-token
+pair, ``20 * k`` of them) are only added when asked for; they have no id in ``vocab.json``.
+Added tokens are *not* special, so ``tokenizer.decode(..., skip_special_tokens=True)`` keeps
+them, and not normalized, so lower-casing normalizers leave them intact. The mapping file
+(``structure_token_mapping.json``) records, for every token, its ``vocab.json`` id, added-token
+string and tokenizer id.
 
 ``transformers`` is imported only by the functions that need it (optional extra ``hf``).
 """
@@ -27,65 +15,20 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from structure_tokens.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.vocab import PAD, added_token_string, combined_token_strings
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 MAPPING_FORMAT_VERSION = 1
 MAPPING_FILE = "structure_token_mapping.json"
-PAD = "<pad>"
-# One added-token string of any kind: <aa:M>, <S012>, <M|S012>, <protein>, </protein>.
-ADDED_TOKEN_PATTERN = re.compile(r"<aa:[A-Z]>|<S\d+>|<[A-Z]\|S\d+>|</?protein>")
-
-
-def added_token_string(token: str, vocab: dict[str, Any]) -> str:
-    """The tokenizer string of a ``vocab.json`` token (see the module docstring)."""
-    if token in vocab["amino_acids"]:
-        return f"<aa:{token}>"
-    if token in vocab["special_tokens"]:
-        return token
-    if token in vocab["token_to_id"]:
-        return f"<{token}>"
-    raise KeyError(f"{token!r} is not a token of the vocabulary")
-
-
-def combined_token_string(amino_acid: str, structure_token: str) -> str:
-    """SaProt-style token for one residue and its structure token, e.g. ``<M|S012>``."""
-    return f"<{amino_acid}|{structure_token}>"
-
-
-def combined_token_strings(vocab: dict[str, Any]) -> list[str]:
-    """Every amino-acid x structure-token pair, amino acids outer."""
-    return [combined_token_string(aa, s) for aa in vocab["amino_acids"] for s in vocab["structure_tokens"]]
-
-
-def parse_added_token(text: str) -> tuple[str | None, str | None]:
-    """``(amino_acid, structure_token)`` of one added-token or vocabulary string.
-
-    ``<aa:M>``/``M`` -> ``("M", None)``, ``<S012>``/``S012`` -> ``(None, "S012")``,
-    ``<M|S012>`` -> ``("M", "S012")``, markers and padding -> ``(None, None)``.
-    """
-    if text in ("<protein>", "</protein>", PAD):
-        return None, None
-    if re.fullmatch(r"<aa:[A-Z]>", text):
-        return text[4], None
-    if re.fullmatch(r"[A-Z]", text):
-        return text, None
-    match = re.fullmatch(r"<?(S\d+)>?", text)
-    if match:
-        return None, match.group(1)
-    match = re.fullmatch(r"<([A-Z])\|(S\d+)>", text)
-    if match:
-        return match.group(1), match.group(2)
-    raise ValueError(f"{text!r} is not a protein token (expected e.g. <aa:M>, <S012>, <M|S012>, <protein>)")
 
 
 @dataclass(frozen=True)
@@ -182,6 +125,3 @@ def extend_and_save(tokenizer_dir: str | os.PathLike, vocab_json: str | os.PathL
     return mapping
 
 
-def protein_token_strings(text: str) -> list[str]:
-    """The added-token strings of ``text`` in order (other text ignored)."""
-    return ADDED_TOKEN_PATTERN.findall(text)

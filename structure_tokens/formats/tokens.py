@@ -1,4 +1,4 @@
-"""Tokenize an embedding shard with a codebook; read and write the tokens HDF5 (docs/DESIGN.md)."""
+"""Per-shard token files (``tokens/shard_NNNNN.h5``, docs/DESIGN.md): reader, writers, check."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.codebook.kmeans import Codebook, assign
-from structure_tokens.codebook.sample import shard_model
-from structure_tokens.embed.store import EmbeddingShard
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.resumable import ResumableShardWriter
 
 FORMAT_VERSION = 1
 STRING_DTYPE = h5py.string_dtype("utf-8")
@@ -71,17 +69,6 @@ def is_complete(path: str | os.PathLike) -> bool:
         return False
 
 
-def check_codebook_matches(embedding_h5: str | os.PathLike, shard: EmbeddingShard,
-                           codebook_npz: str | os.PathLike, codebook: Codebook) -> None:
-    """Fail unless the shard's model, layer and dim are those the codebook was trained on."""
-    model_name, layer = shard_model(embedding_h5, shard.attrs)
-    if (model_name, layer, shard.dim) != (codebook.model_name, codebook.layer, codebook.dim):
-        raise ValueError(
-            f"{embedding_h5} (model {model_name}, layer {layer}, dim {shard.dim}) does not match "
-            f"codebook {codebook_npz} (model {codebook.model_name}, layer {codebook.layer}, dim {codebook.dim})"
-        )
-
-
 def write_token_index(h5: h5py.File, offsets: np.ndarray, ids: list[str], sequence_hashes: list[str],
                       codebook: Codebook) -> None:
     """Everything of a tokens file but the ``tokens`` dataset itself."""
@@ -92,18 +79,27 @@ def write_token_index(h5: h5py.File, offsets: np.ndarray, ids: list[str], sequen
                     model_name=codebook.model_name, layer=codebook.layer)
 
 
-def tokenize_shard(embedding_h5: str | os.PathLike, codebook_npz: str | os.PathLike,
-                   out_h5: str | os.PathLike, *, block_rows: int = 65536) -> dict[str, Any]:
-    """Nearest-centroid token of every residue of one shard, streamed in ``block_rows`` blocks."""
-    codebook = Codebook.load(codebook_npz)
-    with EmbeddingShard(embedding_h5) as shard, atomic_output(out_h5) as tmp:
-        check_codebook_matches(embedding_h5, shard, codebook_npz, codebook)
+class TokenWriter(ResumableShardWriter):
+    """Collect per-protein tokens of one shard; resume after a crash; finalise the tokens file atomically.
+
+    Batches of an interrupted run are reused only with the same codebook and embedding settings.
+    """
+
+    def __init__(self, path: str | os.PathLike, codebook: Codebook, embedding_settings: dict[str, Any],
+                 flush_rows: int):
+        self.codebook = codebook
+        self.skipped_ids: list[str] = []
+        meta = {"codebook_sha256": codebook.sha256,
+                "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}
+        super().__init__(path, meta=meta, row_shape=(), dtype=np.uint16, flush_rows=flush_rows)
+
+    def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
         with h5py.File(tmp, "w") as h5:
-            tokens = h5.create_dataset("tokens", shape=(shard.n_residues,), dtype=np.uint16)
-            for start, block in shard.iter_blocks(block_rows):
-                tokens[start:start + len(block)] = assign(block, codebook.centroids)
-            write_token_index(h5, shard.offsets, shard.ids, shard.sequence_hashes, codebook)
-        n_proteins = len(shard.ids)
-        n_residues = shard.n_residues
-    return {"shard": Path(embedding_h5).stem, "n_proteins": n_proteins, "n_residues": n_residues,
-            "k": codebook.k, "codebook_sha256": codebook.sha256}
+            tokens = h5.create_dataset("tokens", shape=(int(offsets[-1]),), dtype=np.uint16)
+            start = 0
+            for block in self.value_blocks():
+                tokens[start:start + len(block)] = block
+                start += len(block)
+            write_token_index(h5, offsets, ids, hashes, self.codebook)
+            if self.skipped_ids:
+                h5.attrs["skipped_ids"] = ";".join(self.skipped_ids)

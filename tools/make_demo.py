@@ -1,6 +1,6 @@
 """Derive the embedded demo set from a Debian-sourced Swiss-Prot file (kept for provenance).
 
-  python scripts/dev/make_demo.py ../shared/data/sequences/emboss_test_swissprot_seq.dat [OUT]
+  python tools/make_demo.py ../shared/data/sequences/emboss_test_swissprot_seq.dat [OUT]
 
 Keeps every entry but only the lines the pipeline reads (identification, names, organism,
 comments, sequence), gzip-compressed into structure_tokens/data/demo_swissprot.dat.gz (or OUT).
@@ -12,10 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from structure_tokens.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output
 
 KEPT_LINE_TYPES = ("ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//")
-OUT = Path(__file__).resolve().parents[2] / "structure_tokens" / "data" / "demo_swissprot.dat.gz"
+OUT = Path(__file__).resolve().parents[1] / "structure_tokens" / "data" / "demo_swissprot.dat.gz"
 
 
 def derive(source: str | os.PathLike, out: str | os.PathLike = OUT) -> int:

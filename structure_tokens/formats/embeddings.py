@@ -1,7 +1,7 @@
-"""Per-shard embedding files (``embeddings/shard_NNNNN.h5``, docs/DESIGN.md) and their resumable writer.
+"""Per-shard embedding files (``embeddings/shard_NNNNN.h5``, docs/DESIGN.md): writer, reader, check.
 
 While a shard is being embedded, finished batches go to ``<path>.partial/`` (see
-``structure_tokens.resumable``), so a job that dies loses at most the batch in flight; the
+``structure_tokens.formats.resumable``), so a job that dies loses at most the batch in flight; the
 declared output never exists half-written.
 """
 
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Iterator
 import h5py
 import numpy as np
 
-from structure_tokens.resumable import ResumableShardWriter
+from structure_tokens.formats.resumable import ResumableShardWriter
 
 FORMAT_VERSION = 1
 DATASETS = ("embeddings", "offsets", "ids", "sequence_hash")
@@ -79,6 +79,14 @@ def is_complete(path: str | os.PathLike) -> bool:
                     and h5["embeddings"].shape[1] == h5.attrs["embed_dim"])
     except (OSError, KeyError, ValueError):
         return False
+
+
+def shard_model(path: str | os.PathLike, attrs: dict[str, Any]) -> tuple[str, int]:
+    """``(model_name, layer)`` of an embedding shard, with a clear error when missing."""
+    try:
+        return str(attrs["model_name"]), int(attrs["layer"])
+    except KeyError as missing:
+        raise ValueError(f"{path}: embedding shard has no {missing} attribute") from None
 
 
 class EmbeddingShard:

@@ -22,12 +22,12 @@ land in two splits, and a protein keeps its split when proteins are added to the
 from __future__ import annotations
 
 import csv
-from array import array
 import hashlib
 import json
 import math
 import os
 import time
+from array import array
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,12 +37,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.codebook.kmeans import Codebook
-from structure_tokens.hf_tokenizer import added_token_string, combined_token_string
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.vocab import FORMATS, protein_token_count, render_protein
+from structure_tokens.options import FromConfig
 
 MANIFEST_FORMAT_VERSION = 1
-FORMATS = ("interleaved", "combined", "blocks")
 SPLIT_METHODS = ("sequence", "clusters")
 DEFAULT_FRACTIONS = {"train": 0.9, "validation": 0.05, "test": 0.05}
 SFT_SCHEMA = pa.schema([
@@ -58,7 +58,7 @@ SFT_SCHEMA = pa.schema([
 
 
 @dataclass(frozen=True)
-class FinetuneOptions:
+class FinetuneOptions(FromConfig):
     """The ``finetune:`` section of the config."""
 
     format: str = "interleaved"
@@ -78,44 +78,13 @@ class FinetuneOptions:
             raise ValueError(f"finetune split_method {self.split_method!r} is not one of {SPLIT_METHODS}")
         if self.split_method == "clusters" and not self.clusters_tsv:
             raise ValueError("finetune split_method 'clusters' needs clusters_tsv")
-        if not self.fractions or min(self.fractions.values()) < 0 or not math.isclose(sum(self.fractions.values()), 1.0):
+        fractions = list(self.fractions.values())
+        if not fractions or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0):
             raise ValueError(f"finetune fractions {dict(self.fractions)} must be >= 0 and sum to 1")
         if "{protein}" not in self.prompt_template:
             raise ValueError(f"finetune prompt_template {self.prompt_template!r} lacks {{protein}}")
         if self.rows_per_shard < 1:
             raise ValueError(f"finetune rows_per_shard must be >= 1, got {self.rows_per_shard}")
-
-
-def render_protein(sequence: str, structure_tokens: Sequence[int], vocab: dict[str, Any], fmt: str) -> str:
-    """The protein as a ``<protein>...</protein>`` string of added tokens.
-
-    ``interleaved``: ``<aa:M><S012><aa:K><S003>``; ``combined`` (SaProt-style):
-    ``<M|S012><K|S003>``; ``blocks``: ``<aa:M><aa:K><S012><S003>``.
-    """
-    if len(sequence) != len(structure_tokens):
-        raise ValueError(f"sequence of length {len(sequence)} has {len(structure_tokens)} structure tokens")
-    unknown = set(sequence) - set(vocab["amino_acids"])
-    if unknown:
-        raise ValueError(f"residues {sorted(unknown)} are not among the vocabulary's amino acids")
-    names = vocab["structure_tokens"]
-    if len(structure_tokens) and int(max(structure_tokens)) >= len(names):
-        raise ValueError(f"structure token {int(max(structure_tokens))} is outside the vocabulary (k={len(names)})")
-    residues = [added_token_string(aa, vocab) for aa in sequence]
-    structure = [f"<{names[t]}>" for t in structure_tokens]
-    if fmt == "interleaved":
-        body = [s for pair in zip(residues, structure) for s in pair]
-    elif fmt == "combined":
-        body = [combined_token_string(aa, names[t]) for aa, t in zip(sequence, structure_tokens)]
-    elif fmt == "blocks":
-        body = residues + structure
-    else:
-        raise ValueError(f"format {fmt!r} is not one of {FORMATS}")
-    return "<protein>" + "".join(body) + "</protein>"
-
-
-def protein_token_count(n_residues: int, fmt: str) -> int:
-    """Added tokens of one rendered protein, markers included."""
-    return (n_residues if fmt == "combined" else 2 * n_residues) + 2
 
 
 def split_of(group_key: str, seed: int, fractions: Mapping[str, float]) -> str:

@@ -1,10 +1,11 @@
-"""LLM-ready outputs: vocabulary, interleaved amino-acid/structure streams, tokens table."""
+"""The `llm_outputs` stage: ``tokens.parquet``, ``vocab.json`` and ``interleaved.jsonl`` from every shard."""
 
 from __future__ import annotations
 
 import json
 import os
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,15 +13,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.codebook.kmeans import Codebook
 from structure_tokens.codebook.metrics import unique_tokens_per_protein
-from structure_tokens.inputs.shards import Protein, read_shard
-from structure_tokens.tokenize.assign import TokenShard
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.shards import Protein, read_shard
+from structure_tokens.formats.tokens import TokenShard
+from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
+from structure_tokens.options import FromConfig
 
-VOCAB_FORMAT_VERSION = 1
-AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY")
-SPECIAL_TOKENS = ("<protein>", "</protein>", "<pad>")
+
+@dataclass(frozen=True)
+class OutputOptions(FromConfig):
+    """The ``llm:`` config section."""
+
+    vocab_offset: int = 0  # id of the first added token, e.g. the size of an existing vocabulary
+
+    def __post_init__(self) -> None:
+        if self.vocab_offset < 0:
+            raise ValueError(f"llm.vocab_offset must be >= 0, got {self.vocab_offset}")
+
+
 PARQUET_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("aliases", pa.list_(pa.string())),
@@ -32,50 +44,6 @@ PARQUET_SCHEMA = pa.schema([
     ("n_unique_tokens", pa.int64()),
     ("shard", pa.string()),
 ])
-
-
-def structure_token_names(k: int) -> list[str]:
-    """``S000`` .. ``S{k-1}``, zero-padded to at least 3 digits (more when k-1 needs them)."""
-    width = max(3, len(str(k - 1)))
-    return [f"S{i:0{width}d}" for i in range(k)]
-
-
-def build_vocab(k: int, vocab_offset: int = 0) -> dict[str, Any]:
-    """Amino acids, then structure tokens, then special tokens, with ids from ``vocab_offset`` on."""
-    if k < 1 or vocab_offset < 0:
-        raise ValueError(f"need k >= 1 and vocab_offset >= 0, got k={k}, vocab_offset={vocab_offset}")
-    amino_acids, structure, special = list(AMINO_ACIDS), structure_token_names(k), list(SPECIAL_TOKENS)
-    tokens = amino_acids + structure + special
-    return {
-        "vocab_offset": vocab_offset,
-        "k": k,
-        "amino_acids": amino_acids,
-        "structure_tokens": structure,
-        "special_tokens": special,
-        "token_to_id": {token: vocab_offset + i for i, token in enumerate(tokens)},
-    }
-
-
-def write_vocab(path: str | os.PathLike, k: int, vocab_offset: int, codebook_sha256: str) -> dict[str, Any]:
-    """Write ``vocab.json`` atomically and return its content."""
-    vocab = {"format_version": VOCAB_FORMAT_VERSION, **build_vocab(k, vocab_offset),
-             "codebook_sha256": codebook_sha256}
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(vocab, indent=1) + "\n")
-    return vocab
-
-
-def interleave(sequence: str, tokens: Sequence[int], vocab: dict[str, Any]) -> tuple[list[str], list[int]]:
-    """``[aa1, S(t1), aa2, S(t2), ...]`` as token strings and their vocabulary ids."""
-    if len(sequence) != len(tokens):
-        raise ValueError(f"sequence of length {len(sequence)} has {len(tokens)} structure tokens")
-    unknown = set(sequence) - set(vocab["amino_acids"])
-    if unknown:
-        raise ValueError(f"residues {sorted(unknown)} are not among the vocabulary's amino acids")
-    structure = vocab["structure_tokens"]
-    strings = [name for residue, token in zip(sequence, tokens) for name in (residue, structure[token])]
-    token_to_id = vocab["token_to_id"]
-    return strings, [token_to_id[name] for name in strings]
 
 
 def check_pairing(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike) -> None:
@@ -134,11 +102,11 @@ def write_llm_outputs(
     shard_tsvs: Sequence[str | os.PathLike],
     token_h5s: Sequence[str | os.PathLike],
     codebook_npz: str | os.PathLike,
+    options: OutputOptions = OutputOptions(),
     *,
     out_parquet: str | os.PathLike,
     out_vocab: str | os.PathLike,
     out_jsonl: str | os.PathLike,
-    vocab_offset: int,
 ) -> dict[str, Any]:
     """Stream every shard (shard order, proteins in input order) into the three LLM outputs.
 
@@ -148,7 +116,7 @@ def write_llm_outputs(
     if len(shard_tsvs) != len(token_h5s):
         raise ValueError(f"{len(shard_tsvs)} shard TSVs but {len(token_h5s)} token files")
     codebook = Codebook.load(codebook_npz)
-    vocab = build_vocab(codebook.k, vocab_offset)
+    vocab = build_vocab(codebook.k, options.vocab_offset)
     n_proteins = n_residues = 0
     with ExitStack() as stack:
         parquet_tmp = stack.enter_context(atomic_output(out_parquet))
@@ -165,6 +133,6 @@ def write_llm_outputs(
                                         "function": protein.function}) + "\n")
             n_proteins += len(aligned)
             n_residues += sum(len(tokens) for _, tokens, _ in aligned)
-    write_vocab(out_vocab, codebook.k, vocab_offset, codebook.sha256)
+    write_vocab(out_vocab, codebook.k, options.vocab_offset, codebook.sha256)
     return {"n_shards": len(shard_tsvs), "n_proteins": n_proteins, "n_residues": n_residues,
             "vocab_size": len(vocab["token_to_id"]), "codebook_sha256": codebook.sha256}

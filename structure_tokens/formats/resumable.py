@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from structure_tokens.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from structure_tokens.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output
 
 SHARD_COLUMNS = ("id", "sequence_hash", "length", "sequence", "aliases", "description", "function", "instruction")
 ALIAS_SEPARATOR = ";"

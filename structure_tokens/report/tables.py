@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import html
+import json
 import os
-from typing import Mapping
+from typing import Any, Mapping
 
 import pandas as pd
 
-from structure_tokens.atomic import atomic_output
-from structure_tokens.report.summary import is_test_model
+from structure_tokens.codebook.metrics import TINY_CODE_FRACTION
+from structure_tokens.embed.checkpoint import is_test_model
+from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.report.summary import format_value
 
 AGREEMENT_METRICS = {
     "nmi": "NMI (normalized mutual information; 0 = independent, 1 = identical partitions)",
@@ -56,3 +59,37 @@ def agreement_sections(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     for metric, heading in AGREEMENT_METRICS.items():
         sections[heading] = table[[f"{label}_{metric}" for label in label_sets]].set_axis(label_sets, axis=1)
     return sections
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The headline held-out numbers as a two-column table (metric, value) for the report."""
+    usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
+    rows = {
+        "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
+                                          if metrics["model_is_random_test_checkpoint"] else ""),
+        "K": metrics["k"],
+        "held-out proteins / residues": f"{metrics['n_heldout_proteins']} / {metrics['n_heldout_residues']}",
+        "utilization (codes used / K)": usage.get("utilization"),
+        "perplexity of code usage": usage.get("perplexity"),
+        "normalized entropy": usage.get("normalized_entropy"),
+        "dead codes": usage.get("dead_codes"),
+        f"tiny codes (< {TINY_CODE_FRACTION:.2%} of residues)": usage.get("tiny_codes"),
+        "quantization error (mean squared distance)": metrics["mse"],
+        "I(token; amino acid), bits": aa.get("mi_bits"),
+        "I(token; amino acid) / H(amino acid)": aa.get("fraction_of_aa_entropy"),
+        "NMI(token, amino acid)": aa.get("nmi"),
+        "seed stability: ARI of the assignments of codebook seeds s and s + 1": stability.get("ari"),
+    }
+    return pd.DataFrame({"metric": list(rows), "value": [format_value(value) for value in rows.values()]})
+
+
+def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, out_tsv: str | os.PathLike,
+                          out_html: str | os.PathLike) -> None:
+    """Write the metrics as JSON and the headline table as TSV and HTML (for the report), atomically."""
+    with atomic_output(out_json) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    table = metrics_table(metrics)
+    with atomic_output(out_tsv) as tmp:
+        table.to_csv(tmp, sep="\t", index=False)
+    write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})", metrics["model_name"],
+                      {"not used to train the codebook": table.set_index("metric")})

@@ -1,0 +1,65 @@
+"""Nearest-centroid assignment of embeddings to a codebook, and the quantization error."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from structure_tokens.formats.codebook import MAX_K, Codebook
+from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
+
+
+def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
+    """Nearest centroid (squared Euclidean) of every row of ``X``, as uint16.
+
+    Computed by :func:`assign_torch` on the CPU, so tokens from stored embeddings and tokens from
+    the one-pass GPU mode (`keep_embeddings: false`) come from the same arithmetic.
+    """
+    import torch
+
+    centroids = np.asarray(centroids, dtype=np.float32)
+    if X.ndim != 2 or X.shape[1] != centroids.shape[1]:
+        raise ValueError(f"embeddings of shape {X.shape} do not match centroids of shape {centroids.shape}")
+    if centroids.shape[0] > MAX_K:
+        raise ValueError(f"{centroids.shape[0]} centroids do not fit uint16 tokens (at most {MAX_K})")
+    tokens = assign_torch(torch.from_numpy(np.asarray(X)), torch.from_numpy(centroids), chunk_rows)
+    return tokens.numpy().astype(np.uint16)
+
+
+def assign_torch(X, centroids, chunk_rows: int = 65536):
+    """Nearest centroid of every row of tensor ``X`` on its device; int64 indices on that device.
+
+    ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term is the same for every
+    centroid of a row, so the argmin uses ``||c||^2 - 2 x.c`` in float32, ``chunk_rows`` at a time.
+    """
+    import torch
+
+    centroids = centroids.to(device=X.device, dtype=torch.float32)
+    centroid_sq = (centroids * centroids).sum(dim=1)
+    if len(X) == 0:
+        return torch.empty(0, dtype=torch.int64, device=X.device)
+    return torch.cat([
+        torch.argmin(centroid_sq - 2.0 * (X[start:start + chunk_rows].to(torch.float32) @ centroids.T), dim=1)
+        for start in range(0, len(X), chunk_rows)
+    ])
+
+
+def mean_squared_error(X: np.ndarray, centroids: np.ndarray, tokens: np.ndarray) -> float:
+    """Mean over rows of the squared Euclidean distance to the assigned centroid (NaN if no rows)."""
+    if len(X) == 0:
+        return math.nan
+    residual = np.asarray(X, dtype=np.float32) - np.asarray(centroids, dtype=np.float32)[tokens]
+    return float(np.einsum("ij,ij->i", residual, residual).mean())
+
+
+def check_codebook_matches(embedding_h5: str | os.PathLike, shard: EmbeddingShard,
+                           codebook_npz: str | os.PathLike, codebook: Codebook) -> None:
+    """Fail unless the shard's model, layer and dim are those the codebook was trained on."""
+    model_name, layer = shard_model(embedding_h5, shard.attrs)
+    if (model_name, layer, shard.dim) != (codebook.model_name, codebook.layer, codebook.dim):
+        raise ValueError(
+            f"{embedding_h5} (model {model_name}, layer {layer}, dim {shard.dim}) does not match "
+            f"codebook {codebook_npz} (model {codebook.model_name}, layer {codebook.layer}, dim {codebook.dim})"
+        )
