@@ -40,6 +40,7 @@ from sklearn.neighbors import KDTree
 from structure_tokens.evaluation.structures import Chain
 
 SS_STATES = ("H", "E", "C")
+SS_METHODS = ("auto", "dssp", "phi_psi")  # how secondary structure is assigned
 RAMACHANDRAN_REGIONS = ("alphaR", "beta", "ppII", "alphaL", "other_positive_phi")
 RSA_CLASSES = ("buried", "intermediate", "exposed")
 RSA_BIN_EDGES = (0.2, 0.5)
@@ -216,10 +217,10 @@ def secondary_structure_dssp(chain: Chain) -> np.ndarray:
 
 def compute_labels(chain: Chain, ss_method: str = "auto") -> dict[str, np.ndarray]:
     """All labels of the module docstring for ``chain``; ``ss_method`` is auto, dssp or phi_psi."""
+    if ss_method not in SS_METHODS:
+        raise ValueError(f"ss_method must be auto, dssp or phi_psi, not {ss_method!r}")
     if ss_method == "auto":
         ss_method = secondary_structure_method()
-    if ss_method not in ("dssp", "phi_psi"):
-        raise ValueError(f"ss_method must be auto, dssp or phi_psi, not {ss_method!r}")
     phi, psi, omega = backbone_dihedrals(chain.backbone)
     rsa = relative_solvent_accessibility(chain)
     contacts = contact_density(chain.backbone)

@@ -24,7 +24,12 @@ from structure_tokens.evaluation.agreement import (
     token_label_table,
 )
 from structure_tokens.evaluation.baselines import amino_acid_tokens, handcrafted_tokens, random_tokens
-from structure_tokens.evaluation.labels import CATEGORICAL_LABELS, compute_labels, secondary_structure_method
+from structure_tokens.evaluation.labels import (
+    CATEGORICAL_LABELS,
+    SS_METHODS,
+    compute_labels,
+    secondary_structure_method,
+)
 from structure_tokens.evaluation.structures import Chain, load_chains
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.vocab import AMINO_ACIDS
@@ -32,7 +37,6 @@ from structure_tokens.options import FromConfig
 
 TokenFn = Callable[[list[str]], Sequence[np.ndarray]]
 ESM_METHOD = "esm_kmeans"
-SS_METHODS = ("auto", "dssp", "phi_psi")
 
 
 @dataclass(frozen=True)
