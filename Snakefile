@@ -8,13 +8,14 @@ See README.md for every configuration key and output file.
 import sys
 
 from snakemake.logging import logger
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the pipeline package of this checkout
 
-from structure_tokens.config import migrate_legacy_keys
+from structure_tokens.config import check_config, migrate_legacy_keys
 
 
 configfile: os.path.join(workflow.basedir, "config", "config.yaml")
@@ -23,6 +24,10 @@ configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 for message in migrate_legacy_keys(config):
     logger.warning(message)
 validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+try:
+    check_config(config)  # every cross-field constraint, before any job runs
+except ValueError as error:
+    raise WorkflowError(f"invalid config: {error}") from None
 
 
 report: "docs/report/workflow.rst"

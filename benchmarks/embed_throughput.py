@@ -23,7 +23,8 @@ import esm
 import torch
 
 from structure_tokens.embed.checkpoint import load_esm2, write_random_esm2_checkpoint
-from structure_tokens.embed.embedder import Embedder, EmbedOptions
+from structure_tokens.embed.embedder import Embedder
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.shards import Protein
 from structure_tokens.inputs.validate import sequence_hash
 

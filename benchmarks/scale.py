@@ -29,7 +29,7 @@ import pandas as pd
 import yaml
 
 from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint
-from structure_tokens.inputs import read_fasta
+from structure_tokens.inputs.readers import read_fasta
 from structure_tokens.workflow_logging import PEAK_RSS_MESSAGE
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.embed.embedder import EmbedOptions, embed_shard
+from structure_tokens.embed.embedder import embed_shard
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.embed.embedder import EmbedOptions
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
 from structure_tokens.workflow_logging import configure_logging
 

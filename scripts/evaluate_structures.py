@@ -7,14 +7,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
 from structure_tokens.api import StructureTokenizer
-from structure_tokens.embed.embedder import EmbedOptions
-from structure_tokens.evaluation.structure_agreement import (
-    EvaluationOptions,
-    evaluate_structures,
-    write_structure_evaluation,
-)
-from structure_tokens.report.plots import plot_token_tracks
+from structure_tokens.embed.options import EmbedOptions
+from structure_tokens.evaluation.options import EvaluationOptions
+from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
 from structure_tokens.report.tables import agreement_sections, write_html_tables
+from structure_tokens.report.tracks import plot_token_tracks
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

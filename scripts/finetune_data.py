@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.llm.finetune import FinetuneOptions, write_finetune_data
+from structure_tokens.llm.finetune import write_finetune_data
+from structure_tokens.llm.options import FinetuneOptions
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

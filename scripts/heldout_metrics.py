@@ -5,7 +5,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.codebook.train import CodebookOptions
+from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.evaluation.heldout import heldout_metrics
 from structure_tokens.report.tables import write_heldout_metrics
 from structure_tokens.workflow_logging import configure_logging

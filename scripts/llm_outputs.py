@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.llm.outputs import OutputOptions, write_llm_outputs
+from structure_tokens.llm.options import OutputOptions
+from structure_tokens.llm.outputs import write_llm_outputs
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.inputs import InputOptions, prepare_inputs
+from structure_tokens.inputs.options import InputOptions
+from structure_tokens.inputs.prepare import prepare_inputs
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

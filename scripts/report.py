@@ -7,8 +7,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
 from structure_tokens.evaluation.projection import pca_projection
+from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
-from structure_tokens.report.summary import ReportOptions, write_summary_md
+from structure_tokens.report.summary import write_summary_md
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

@@ -5,7 +5,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.codebook.train import CodebookOptions, train_codebook_from_shards
+from structure_tokens.codebook.options import CodebookOptions
+from structure_tokens.codebook.train import train_codebook_from_shards
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])

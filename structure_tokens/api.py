@@ -23,7 +23,8 @@ import torch
 
 from structure_tokens.codebook.assign import assign
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, EmbedOptions
+from structure_tokens.embed.embedder import Embedder
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import Protein
 from structure_tokens.formats.vocab import build_vocab, decode, interleave, parse_stream, render_protein

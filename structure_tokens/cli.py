@@ -10,7 +10,7 @@ from typing import Sequence
 
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.vocab import FORMATS
-from structure_tokens.llm.finetune import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
+from structure_tokens.llm.options import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
 
 
 def parse_fractions(text: str) -> dict[str, float]:
@@ -23,7 +23,7 @@ def parse_fractions(text: str) -> dict[str, float]:
 
 def embed_options(args: argparse.Namespace):
     """Embedding options from ``--device``/``--layer``/``--long-policy`` (defaults of EmbedOptions otherwise)."""
-    from structure_tokens.embed.embedder import EmbedOptions
+    from structure_tokens.embed.options import EmbedOptions
 
     given = {"device": args.device, "layer": args.layer, "long_policy": args.long_policy}
     return EmbedOptions(**{key: value for key, value in given.items() if value is not None})

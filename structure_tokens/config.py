@@ -1,12 +1,22 @@
-"""The workflow config between releases: keys that moved, and moving them.
+"""What the workflow does with its config when it starts: move keys of older releases, check it all.
 
 Release 0.1 kept the input selection keys at the top level; they now live under ``input:``.
 Old configs keep working for one release: :func:`migrate_legacy_keys` moves the keys and says so.
+:func:`check_config` builds every stage's options, so that a bad value or combination of values
+fails at once, naming the key, instead of in a job hours later.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Mapping
+
+from structure_tokens.codebook.options import CodebookOptions
+from structure_tokens.embed.options import EmbedOptions
+from structure_tokens.evaluation.options import EvaluationOptions
+from structure_tokens.inputs.options import InputOptions
+from structure_tokens.llm.options import FinetuneOptions, OutputOptions
+from structure_tokens.report.options import ReportOptions
 
 MOVED_TO_INPUT = ("num_proteins", "min_length", "max_length", "nonstandard_residues", "shard_size")
 
@@ -25,3 +35,25 @@ def migrate_legacy_keys(config: dict[str, Any]) -> list[str]:
             messages.append(f"config key '{key}' has moved to 'input.{key}'; the top-level key is deprecated "
                             "and will stop working in the next release")
     return messages
+
+
+SECTIONS = {"input": InputOptions, "model": EmbedOptions, "codebook": CodebookOptions, "llm": OutputOptions,
+            "finetune": FinetuneOptions, "evaluation": EvaluationOptions, "report": ReportOptions}
+
+
+def check_config(config: Mapping[str, Any]) -> None:
+    """Raise ``ValueError`` naming the key when a section's values, or files it names, do not fit.
+
+    Builds each section's options (their own checks, e.g. ``finetune.fractions`` summing to 1) and
+    checks that the input files and folders the config names exist. Light to import: no torch,
+    pandas or scikit-learn, so the main Snakemake process can run it.
+    """
+    for section, options in SECTIONS.items():
+        options.from_config(config.get(section) or {})
+    files = {"input.path": (config.get("input") or {}).get("path"),
+             "model.checkpoint": (config.get("model") or {}).get("checkpoint"),
+             "finetune.clusters_tsv": (config.get("finetune") or {}).get("clusters_tsv"),
+             "evaluation.structures": (config.get("evaluation") or {}).get("structures")}
+    for key, path in files.items():
+        if path and not os.path.exists(path):
+            raise ValueError(f"{key}: {path} does not exist")

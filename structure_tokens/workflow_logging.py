@@ -6,6 +6,7 @@ import atexit
 import logging
 import resource
 import sys
+from types import TracebackType
 
 PEAK_RSS_MESSAGE = "peak RSS of this job: %.1f MiB"
 
@@ -15,6 +16,7 @@ def configure_logging(log_path: str | None) -> logging.Logger:
 
     When the job's process exits, its peak resident memory (the kernel's high-water mark, exact
     where Snakemake's ``benchmark:`` files only sample it) is logged: use it to size ``mem_mb``.
+    A job that dies of an uncaught exception ends its log with the error and its traceback.
     """
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
@@ -26,7 +28,9 @@ def configure_logging(log_path: str | None) -> logging.Logger:
         force=True,
     )
     logger = logging.getLogger("structure_tokens")
-    atexit.register(log_peak_rss, logger)
+    ending = _JobEnding(logger)
+    atexit.register(ending.at_exit)
+    sys.excepthook = ending.on_uncaught_exception
     return logger
 
 
@@ -35,5 +39,19 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def log_peak_rss(logger: logging.Logger) -> None:
-    logger.info(PEAK_RSS_MESSAGE, peak_rss_mb())
+class _JobEnding:
+    """The last lines of a job's log: its peak memory, then the error that ended it, if any."""
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self.done = False
+
+    def at_exit(self) -> None:
+        if not self.done:
+            self.logger.info(PEAK_RSS_MESSAGE, peak_rss_mb())
+
+    def on_uncaught_exception(self, kind: type[BaseException], error: BaseException,
+                              traceback: TracebackType | None) -> None:
+        self.logger.info(PEAK_RSS_MESSAGE, peak_rss_mb())
+        self.done = True
+        self.logger.critical("job failed with %s: %s", kind.__name__, error, exc_info=(kind, error, traceback))

@@ -13,7 +13,8 @@ from structure_tokens.cli import main
 from structure_tokens.codebook.assign import assign
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import EmbedOptions, Embedder
+from structure_tokens.embed.embedder import Embedder
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.shards import Protein
 from structure_tokens.inputs.validate import sequence_hash
 from structure_tokens.formats.vocab import build_vocab, interleave

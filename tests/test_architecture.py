@@ -22,7 +22,6 @@ LAYERS = {
     "structure_tokens": 0,  # the package's __init__ (version)
     "formats": 0,
     "options": 0,
-    "config": 0,
     "data": 0,  # the embedded demo proteins (package data)
     "workflow_logging": 0,
     "inputs": 1,
@@ -33,6 +32,7 @@ LAYERS = {
     "evaluation": 6,
     "report": 7,
     "api": 8,
+    "config": 8,  # the workflow's start-up config checks: every stage's options
     "cli": 9,
 }
 
@@ -123,6 +123,14 @@ def test_heldout_metrics_load_no_plotting_or_structure_parsing():
     """`evaluation.heldout` computes; it must not pull in matplotlib or Bio.PDB."""
     code = ("import sys, structure_tokens.evaluation.heldout; "
             "print(sorted(m for m in ('matplotlib', 'Bio.PDB') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_config_checks_are_light_to_import():
+    """The Snakefile builds every section's options at start: no torch, pandas, pyarrow, scikit-learn."""
+    heavy = ("torch", "pandas", "pyarrow", "sklearn", "matplotlib", "Bio", "esm", "scipy")
+    code = (f"import sys, structure_tokens.config; print(sorted(m for m in {heavy!r} if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -11,7 +11,8 @@ import pytest
 
 from structure_tokens.codebook.assign import assign, assign_torch, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
-from structure_tokens.codebook.train import CodebookOptions, train_codebook_from_shards
+from structure_tokens.codebook.options import CodebookOptions
+from structure_tokens.codebook.train import train_codebook_from_shards
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.codebook.metrics import (
     dead_codes,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
+import yaml
 
-from structure_tokens.config import migrate_legacy_keys
-from structure_tokens.embed.embedder import EmbedOptions
-from structure_tokens.evaluation.structure_agreement import EvaluationOptions
-from structure_tokens.llm.outputs import OutputOptions
+from structure_tokens.config import check_config, migrate_legacy_keys
+from structure_tokens.embed.options import EmbedOptions
+from structure_tokens.evaluation.options import EvaluationOptions
+from structure_tokens.llm.options import OutputOptions
 
-from conftest import run_snakemake
+from conftest import REPO, run_snakemake
 
 
 def test_legacy_top_level_input_keys_move_under_input_and_win():
@@ -33,3 +37,34 @@ def test_options_take_their_fields_from_a_section_and_validate_them():
 def test_workflow_warns_about_a_legacy_key(tmp_path):
     out = run_snakemake(tmp_path, "-n", "--cores", "1", "--config", "shard_size=50")
     assert "config key 'shard_size' has moved to 'input.shard_size'" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"finetune": {"fractions": {"train": 0.5, "validation": 0.1, "test": 0.1}}},
+     r"finetune.fractions .* must be >= 0 and sum to 1"),
+    ({"finetune": {"split_method": "clusters"}}, "finetune.split_method 'clusters' needs finetune.clusters_tsv"),
+    ({"input": {"min_length": 50, "max_length": 30}}, r"input.max_length \(30\) is below input.min_length \(50\)"),
+    ({"input": {"source": "fasta"}}, "input.source 'fasta' needs input.path"),
+    ({"input": {"source": "fasta", "path": "missing.fasta"}}, "input.path: missing.fasta does not exist"),
+    ({"codebook": {"k": 512, "max_train_residues": 100}}, r"codebook.max_train_residues \(100\) is below codebook.k"),
+    ({"model": {"window_overlap": 1022}}, r"model.window_overlap must be in \[0, 1022\)"),
+    ({"evaluation": {"structures": "no/such/folder"}}, "evaluation.structures: no/such/folder does not exist"),
+])
+def test_check_config_names_the_key_of_a_bad_combination(config, message):
+    with pytest.raises(ValueError, match=message):
+        check_config(config)
+
+
+def test_the_default_config_passes_check_config():
+    check_config(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+
+
+def test_workflow_rejects_a_bad_config_before_any_job(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("finetune:\n  fractions: {train: 0.5, validation: 0.1, test: 0.1}\n")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(config), "-n", "--cores", "1"]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "invalid config: finetune.fractions" in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

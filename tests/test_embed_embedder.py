@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import WINDOW, EmbedOptions, Embedder, embed_shard, padded_tokens, window_starts
+from structure_tokens.embed.embedder import Embedder, embed_shard, padded_tokens, window_starts
+from structure_tokens.embed.options import WINDOW, EmbedOptions
 from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.resumable import partial_dir
 from structure_tokens.formats.shards import Protein, write_shard
@@ -123,6 +126,29 @@ def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, m
                       ("handed out", 2)]
 
 
+def crash_on_third_batch(monkeypatch):
+    """Make the third forward batch fail; returns a function that undoes it."""
+    real_run, calls = Embedder._run, []
+
+    def run(self, pieces):
+        calls.append(len(pieces))
+        if len(calls) == 3:
+            raise RuntimeError("node died")
+        return real_run(self, pieces)
+
+    monkeypatch.setattr(Embedder, "_run", run)
+    return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
+
+
+def assert_same_shard(path, reference):
+    """Same proteins in the same order with the same float16 values (``created`` aside)."""
+    with EmbeddingShard(path) as resumed, EmbeddingShard(reference) as clean:
+        assert resumed.ids == clean.ids and resumed.sequence_hashes == clean.sequence_hashes
+        np.testing.assert_array_equal(resumed.offsets, clean.offsets)
+        np.testing.assert_array_equal(resumed.rows(np.arange(resumed.n_residues)),
+                                      clean.rows(np.arange(clean.n_residues)))
+
+
 def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatch):
     batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
     shard = tmp_path / "shard_00000.tsv"
@@ -132,27 +158,41 @@ def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatc
     embed_shard(shard, tiny_checkpoint, reference, options)
 
     out = tmp_path / "resumed" / "shard_00000.h5"
-    real_run, calls = Embedder._run, []
-
-    def crash_on_third_batch(self, pieces):
-        calls.append(len(pieces))
-        if len(calls) == 3:
-            raise RuntimeError("node died")
-        return real_run(self, pieces)
-
-    monkeypatch.setattr(Embedder, "_run", crash_on_third_batch)
+    undo = crash_on_third_batch(monkeypatch)
     with pytest.raises(RuntimeError, match="node died"):
         embed_shard(shard, tiny_checkpoint, out, options)
     assert not out.exists() and list(partial_dir(out).glob("batch_*.npz"))
-    monkeypatch.setattr(Embedder, "_run", real_run)
+    undo()
     stats = embed_shard(shard, tiny_checkpoint, out, options)
     # the two batches finished before the crash ([300, 200], [150, 100, 80, 60]) are kept
     assert stats["resumed"] == 6 and stats["embedded_now"] == 2 and stats["n_residues"] == 60
     assert not partial_dir(out).exists()
-    with EmbeddingShard(out) as resumed, EmbeddingShard(reference) as full:
-        assert sorted(resumed.ids) == sorted(full.ids)
-        for i, protein_id in enumerate(full.ids):
-            np.testing.assert_array_equal(resumed.protein(resumed.ids.index(protein_id)), full.protein(i))
+    assert_same_shard(out, reference)
+
+
+def test_embed_shard_resumed_after_the_input_was_edited_equals_a_clean_run(tiny_checkpoint, tmp_path, monkeypatch,
+                                                                           caplog):
+    shard = tmp_path / "shard_00000.tsv"
+    original = proteins([300, 200, 150, 100, 80, 60, 40, 20])
+    write_shard(shard, original)
+    out = tmp_path / "resumed" / "shard_00000.h5"
+    options = EmbedOptions(token_budget=700)
+    undo = crash_on_third_batch(monkeypatch)
+    with pytest.raises(RuntimeError, match="node died"):
+        embed_shard(shard, tiny_checkpoint, out, options)
+    undo()
+    # p5 (finished before the crash, in the batch [150, 100, 80, 60]) gets a new sequence of the same length
+    replacement = proteins([60], seed=7)[0]
+    write_shard(shard, original[:5] + [Protein("p5", replacement.sequence, replacement.sequence_hash)] + original[6:])
+    with caplog.at_level(logging.WARNING):
+        stats = embed_shard(shard, tiny_checkpoint, out, options)
+    # its whole forward batch is recomputed, since padding and kernels make values depend on the batch
+    assert ("discarding 4 finished proteins whose sequence or forward batch changed, or that left the shard: "
+            "p2, p3, p4, p5") in caplog.text
+    assert stats["resumed"] == 2 and stats["embedded_now"] == 6
+    reference = tmp_path / "reference" / "shard_00000.h5"
+    embed_shard(shard, tiny_checkpoint, reference, options)
+    assert_same_shard(out, reference)
 
 
 def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tmp_path):
@@ -167,3 +207,4 @@ def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tm
             "model_name": tiny_checkpoint.stem, "layer": 2, "long_policy": "skip", "window": WINDOW,
             "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 1}
         assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]
+

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from Bio import SeqIO
 
-from structure_tokens.embed.embedder import WINDOW, EmbedOptions, embed_shard
+from structure_tokens.embed.embedder import embed_shard
+from structure_tokens.embed.options import WINDOW, EmbedOptions
 from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
 from structure_tokens.formats.shards import Protein, read_shard, write_shard
 from structure_tokens.inputs.validate import sequence_hash

@@ -12,6 +12,7 @@ from structure_tokens.formats.embeddings import EmbeddingShard, EmbeddingWriter,
 from structure_tokens.formats.resumable import partial_dir
 
 ATTRS = {"model_name": "esm2_test", "layer": 2}
+SHARD = [("a", "ha", ""), ("b", "hb", ""), ("c", "hc", "")]
 
 
 def embedding(length, value, dim=4):
@@ -20,10 +21,10 @@ def embedding(length, value, dim=4):
 
 def test_layout_reading_and_completeness(tmp_path):
     path = tmp_path / "shard_00000.h5"
-    with EmbeddingWriter(path, embed_dim=4, attrs=ATTRS, flush_rows=3) as writer:
-        writer.add("a", "ha", embedding(3, 1))
-        writer.add("b", "hb", embedding(2, 0))
-        writer.add("c", "hc", embedding(1, 2))
+    with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=3) as writer:
+        writer.add("a", embedding(3, 1))
+        writer.add("b", embedding(2, 0))
+        writer.add("c", embedding(1, 2))
         assert not path.exists()  # only the batches exist until the block ends
     assert is_complete(path) and not partial_dir(path).exists()
     with h5py.File(path) as h5:
@@ -59,7 +60,7 @@ def test_damaged_files_are_not_complete(tmp_path):
 
 def test_a_shard_with_no_proteins_is_complete(tmp_path):
     path = tmp_path / "empty.h5"
-    with EmbeddingWriter(path, embed_dim=4, attrs=ATTRS):
+    with EmbeddingWriter(path, proteins=[], embed_dim=4, attrs=ATTRS):
         pass  # e.g. every protein skipped by long_policy: skip
     with EmbeddingShard(path) as shard:
         assert shard.ids == [] and shard.n_residues == 0 and list(shard.iter_blocks(8)) == []
@@ -68,15 +69,15 @@ def test_a_shard_with_no_proteins_is_complete(tmp_path):
 def test_writer_resumes_after_an_error(tmp_path):
     path = tmp_path / "shard_00000.h5"
     with pytest.raises(RuntimeError, match="killed"):
-        with EmbeddingWriter(path, embed_dim=4, attrs=ATTRS, flush_rows=100) as writer:
-            writer.add("a", "ha", embedding(3, 1))
+        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=100) as writer:
+            writer.add("a", embedding(3, 1))
             writer.flush()  # a finished batch
-            writer.add("b", "hb", embedding(2, 0))  # queued: kept by the error exit
+            writer.add("b", embedding(2, 0))  # queued: kept by the error exit
             raise RuntimeError("killed")
     assert not path.exists()
-    with EmbeddingWriter(path, embed_dim=4, attrs=ATTRS) as writer:
+    with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS) as writer:
         assert writer.done_ids == {"a", "b"}
-        writer.add("c", "hc", embedding(1, 2))
+        writer.add("c", embedding(1, 2))
     with EmbeddingShard(path) as shard:
         assert shard.ids == ["a", "b", "c"] and shard.protein(0).tolist() == [[1] * 4] * 3
 
@@ -84,18 +85,64 @@ def test_writer_resumes_after_an_error(tmp_path):
 def test_partials_from_other_settings_or_damaged_are_discarded(tmp_path, caplog):
     path = tmp_path / "shard_00000.h5"
     with pytest.raises(RuntimeError):
-        with EmbeddingWriter(path, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
+        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
             for name in "abc":
-                writer.add(name, "h" + name, embedding(2, 1))
+                writer.add(name, embedding(2, 1))
             raise RuntimeError("killed")
     batches = sorted(partial_dir(path).glob("batch_*.npz"))
     assert len(batches) == 3
     batches[1].write_bytes(batches[1].read_bytes()[:100])  # damaged middle batch
     with caplog.at_level(logging.WARNING):
-        writer = EmbeddingWriter(path, embed_dim=4, attrs=ATTRS, flush_rows=1)
+        writer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1)
     assert writer.done_ids == {"a", "c"} and "discarding unreadable batch" in caplog.text
-    writer.add("b", "hb", embedding(2, 3))  # goes after the last kept batch, never over it
+    writer.add("b", embedding(2, 3))  # goes after the last kept batch, never over it
     assert writer.done_ids == {"a", "b", "c"}
     with caplog.at_level(logging.WARNING):
-        other_layer = EmbeddingWriter(path, embed_dim=4, attrs={**ATTRS, "layer": 1})
+        other_layer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs={**ATTRS, "layer": 1})
     assert other_layer.done_ids == set() and "made with other settings" in caplog.text
+
+
+def test_output_is_in_shard_order_whatever_the_finishing_order(tmp_path):
+    path = tmp_path / "shard_00000.h5"
+    with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
+        for name, value in (("c", 2), ("a", 1), ("b", 0)):  # e.g. longest first
+            writer.add(name, embedding(value + 1, value))
+    with EmbeddingShard(path) as shard:
+        assert shard.ids == ["a", "b", "c"] and shard.sequence_hashes == ["ha", "hb", "hc"]
+        assert [shard.protein(i).tolist() for i in range(3)] == [[[1] * 4] * 2, [[0] * 4], [[2] * 4] * 3]
+
+
+def test_resume_discards_proteins_whose_sequence_changed_or_that_left_the_shard(tmp_path, caplog):
+    path = tmp_path / "shard_00000.h5"
+    with pytest.raises(RuntimeError):
+        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=2) as writer:
+            for name in "abc":
+                writer.add(name, embedding(1, 1))
+            raise RuntimeError("killed")
+    edited = [("a", "ha", ""), ("c", "hc-edited", ""), ("d", "hd", "")]  # b removed, c's sequence edited
+    with caplog.at_level(logging.WARNING):
+        writer = EmbeddingWriter(path, proteins=edited, embed_dim=4, attrs=ATTRS)
+    assert writer.done_ids == {"a"}
+    assert "discarding 2 finished proteins whose sequence or forward batch changed, or that left the shard: b, c" \
+        in caplog.text
+    with pytest.raises(ValueError, match="b is not in the shard"):
+        writer.add("b", embedding(1, 5))
+    writer.add("d", embedding(2, 4))
+    writer.add("c", embedding(3, 3))
+    writer.finalise()
+    with EmbeddingShard(path) as shard:
+        assert shard.ids == ["a", "c", "d"] and shard.sequence_hashes == ["ha", "hc-edited", "hd"]
+        assert shard.protein(1).tolist() == [[3] * 4] * 3 and shard.protein(2).tolist() == [[4] * 4] * 2
+
+
+def test_values_without_their_index_are_not_a_batch(tmp_path):
+    path = tmp_path / "shard_00000.h5"
+    with pytest.raises(RuntimeError):
+        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
+            writer.add("a", embedding(1, 1))
+            writer.add("b", embedding(1, 1))
+            raise RuntimeError("killed")
+    (partial_dir(path) / "batch_000001.npz").unlink()  # died between the values and the index
+    writer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS)
+    assert writer.done_ids == {"a"} and sorted(p.name for p in partial_dir(path).glob("batch_*")) == [
+        "batch_000000.npy", "batch_000000.npz"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
-from structure_tokens.report.plots import plot_token_tracks
+from structure_tokens.report.tracks import plot_token_tracks
 from structure_tokens.evaluation.agreement import (
     ContingencyCounts,
     adjusted_rand_index,

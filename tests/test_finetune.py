@@ -14,7 +14,8 @@ import pytest
 from structure_tokens.cli import main
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import render_protein
-from structure_tokens.llm.finetune import FinetuneOptions, split_of, verify_finetune_data, write_finetune_data
+from structure_tokens.llm.finetune import split_of, verify_finetune_data, write_finetune_data
+from structure_tokens.llm.options import FinetuneOptions
 from structure_tokens.formats.vocab import protein_token_strings
 from structure_tokens.formats.vocab import build_vocab, write_vocab
 from structure_tokens.llm.outputs import PARQUET_SCHEMA
@@ -87,7 +88,7 @@ def test_options_are_validated():
         FinetuneOptions(fractions={"train": 0.9, "test": 0.2})
     with pytest.raises(ValueError, match="format 'saprot'"):
         FinetuneOptions(format="saprot")
-    with pytest.raises(ValueError, match="needs clusters_tsv"):
+    with pytest.raises(ValueError, match="needs finetune.clusters_tsv"):
         FinetuneOptions(split_method="clusters")
 
 

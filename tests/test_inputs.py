@@ -9,8 +9,11 @@ import json
 import pandas as pd
 import pytest
 
-from structure_tokens.inputs import (InputOptions, open_source, prepare_inputs, read_demo, read_fasta,
-                                     read_proteinlmbench, read_shard, read_uniprot, sequence_hash)
+from structure_tokens.formats.shards import read_shard
+from structure_tokens.inputs.options import InputOptions
+from structure_tokens.inputs.prepare import prepare_inputs
+from structure_tokens.inputs.readers import open_source, read_demo, read_fasta, read_proteinlmbench, read_uniprot
+from structure_tokens.inputs.validate import sequence_hash
 from structure_tokens.inputs.validate import check_id, clean_sequence
 
 from conftest import REPO

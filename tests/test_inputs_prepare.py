@@ -7,7 +7,11 @@ import json
 
 import pytest
 
-from structure_tokens.inputs import InputOptions, InputRecord, prepare_inputs, read_fasta, read_shard
+from structure_tokens.formats.shards import read_shard
+from structure_tokens.inputs.options import InputOptions
+from structure_tokens.inputs.prepare import prepare_inputs
+from structure_tokens.inputs.readers import read_fasta
+from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.seen import SeenIndex
 
 
@@ -40,7 +44,7 @@ def test_summary_records_the_configured_input(tmp_path):
 
 def test_failed_run_leaves_no_manifest_or_summary(tmp_path):
     records = [InputRecord("mem", 0, "a", "MXK"), InputRecord("mem", 1, "b", None)]
-    with pytest.raises(ValueError, match=r"no protein survived validation of \['mem'\]: "
+    with pytest.raises(ValueError, match=r"no protein survived validation of mem: "
                                          r"\{'unknown_residue': 1, 'no_sequence': 1\}"):
         prepare(iter(records), tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["shards"]

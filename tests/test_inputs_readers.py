@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 import json
@@ -10,7 +11,9 @@ from importlib import resources
 
 import pytest
 
-from structure_tokens.inputs import open_source, read_fasta, read_proteinlmbench, read_uniprot
+from structure_tokens.inputs.options import InputOptions
+from structure_tokens.inputs.prepare import prepare_inputs
+from structure_tokens.inputs.readers import open_source, read_fasta, read_proteinlmbench, read_uniprot
 from structure_tokens.inputs.readers import protein_name
 from structure_tokens.inputs.validate import clean_sequence
 
@@ -112,3 +115,28 @@ def test_demo_file_is_reproduced_by_make_demo(shared_data, tmp_path):
     assert load_make_demo().derive(shared_data / "sequences" / "emboss_test_swissprot_seq.dat", derived) == 100
     assert derived.read_bytes() == DEMO.read_bytes()
     assert {line[:2] for line in DEMO_TEXT.splitlines()} <= {"ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//"}
+
+
+@pytest.mark.parametrize("reader, text", [(read_fasta, b">p1 kinase\nMKA\n" * 2000),
+                                          (read_uniprot, DEMO_TEXT.encode())])
+def test_truncated_gzip_input_names_the_file(tmp_path, reader, text):
+    path = tmp_path / "input.gz"
+    whole = gzip.compress(text)
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ValueError, match=rf"{path}: truncated or corrupt gzip file \(Compressed file ended"):
+        list(reader(path))
+
+
+def test_bytes_that_are_not_utf8_are_reported_in_the_manifest(tmp_path):
+    fasta = tmp_path / "latin1.fasta"
+    fasta.write_bytes(b">p1 caf\xe9 protein\nMKAW\n>p\xe92 kinase\nMKAV\n>p3 kinase\nMKAL\n")
+    out = tmp_path / "prepared"
+    summary = prepare_inputs(read_fasta(fasta), InputOptions(), shards_dir=out / "shards",
+                             manifest_path=out / "manifest.tsv", summary_path=out / "summary.json")
+    manifest = {row["input_id"]: row for row in csv.DictReader(open(out / "manifest.tsv"), delimiter="\t")}
+    assert manifest["p1"]["status"] == "kept"
+    assert manifest["p1"]["reason"] == "bytes that are not UTF-8 in the description, shown as U+FFFD"
+    assert manifest["p\ufffd2"]["status"] == "skipped"
+    assert manifest["p\ufffd2"]["reason"] == "id 'p\ufffd2' has bytes that are not UTF-8"
+    assert summary["reason_counts"] == {"invalid_utf8": 1, "invalid_utf8_text": 1}
+    assert summary["n_proteins"] == 2

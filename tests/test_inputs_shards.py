@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from structure_tokens.inputs import Protein, read_shard, sequence_hash, write_shard
+from structure_tokens.formats.shards import Protein, read_shard, write_shard
+from structure_tokens.inputs.validate import sequence_hash
 from structure_tokens.formats.shards import iter_shard, shard_name
 
 

@@ -16,7 +16,8 @@ from structure_tokens.formats.shards import Protein, read_shard, write_shard
 from structure_tokens.formats.tokens import TokenShard
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
-from structure_tokens.llm.outputs import OutputOptions, write_llm_outputs
+from structure_tokens.llm.options import OutputOptions
+from structure_tokens.llm.outputs import write_llm_outputs
 from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
 
 

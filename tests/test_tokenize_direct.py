@@ -7,7 +7,8 @@ import pytest
 
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import EmbedOptions, Embedder, embed_shard
+from structure_tokens.embed.embedder import Embedder, embed_shard
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.shards import write_shard
 from structure_tokens.formats.resumable import partial_dir
 from structure_tokens.formats.tokens import TokenShard

@@ -5,19 +5,22 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
 from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.tokens import is_complete as tokens_complete
 
-from conftest import run_snakemake, write_test_config
+from conftest import REPO, run_snakemake, write_test_config
 
 K = 16
 
@@ -172,3 +175,69 @@ def test_one_pass_mode_gives_the_same_tokens(run, tmp_path, tiny_checkpoint):
     assert (results / "report/clustering_pca.png").stat().st_size > 0
     assert not list((results / "embeddings").glob("*.h5"))  # temp(): removed once consumed
     pd.testing.assert_frame_equal(pd.read_parquet(results / "tokens.parquet"), pd.read_parquet(run / "tokens.parquet"))
+
+
+def test_crashed_embed_job_then_edited_input_ends_like_a_clean_run(tmp_path, tiny_checkpoint, monkeypatch):
+    """An embed job dies after some batches; a protein it finished is edited in the input; the rerun
+    discards what no longer matches and its outputs equal a clean run's on the edited input."""
+    from structure_tokens.embed.embedder import Embedder, embed_shard
+    from structure_tokens.embed.options import EmbedOptions
+    from structure_tokens.formats.resumable import partial_dir
+    from structure_tokens.inputs.readers import read_uniprot
+
+    records = [r for r in read_uniprot(REPO / "structure_tokens/data/demo_swissprot.dat.gz")]
+    fasta = tmp_path / "proteins.fasta"
+    fasta.write_text("".join(f">{r.input_id}\n{r.sequence}\n" for r in records))
+    crashed, clean = tmp_path / "crashed", tmp_path / "clean"
+    configs = {}
+    for workdir in (crashed, clean):
+        workdir.mkdir()
+        configs[workdir] = str(write_test_config(workdir, tiny_checkpoint, input={
+            "source": "fasta", "path": str(fasta), "shard_size": 40}))
+    run_snakemake(crashed, "--configfile", configs[crashed], "--cores", "2", "--until", "prepare")
+    shard_tsv, out = crashed / "results/prepared/shards/shard_00001.tsv", crashed / "results/embeddings/shard_00001.h5"
+    real_run, calls = Embedder._run, []
+
+    def dies_on_fourth_batch(self, pieces):
+        calls.append(1)
+        if len(calls) == 4:
+            raise RuntimeError("node died")
+        return real_run(self, pieces)
+
+    monkeypatch.setattr(Embedder, "_run", dies_on_fourth_batch)
+    options = EmbedOptions.from_config(yaml.safe_load(Path(configs[crashed]).read_text())["model"])
+    with pytest.raises(RuntimeError, match="node died"):
+        embed_shard(shard_tsv, tiny_checkpoint, out, options)
+    monkeypatch.setattr(Embedder, "_run", real_run)
+    with np.load(sorted(partial_dir(out).glob("batch_*.npz"))[0]) as batch:
+        edited_id = str(batch["ids"][0])  # finished before the crash
+    sequence = next(r.sequence for r in records if r.input_id == edited_id)
+    mutated = sequence[:10] + ("W" if sequence[10] != "W" else "Y") + sequence[11:]
+    fasta.write_text(fasta.read_text().replace(f">{edited_id}\n{sequence}\n", f">{edited_id}\n{mutated}\n"))
+
+    run_snakemake(crashed, "--configfile", configs[crashed], "--cores", "2")
+    log = (crashed / "results/logs/embed/shard_00001.log").read_text()
+    assert re.search(r"discarding \d+ finished proteins whose sequence or forward batch changed.*" + edited_id, log)
+    run_snakemake(clean, "--configfile", configs[clean], "--cores", "2")
+    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook/codebook_K16.npz"):
+        assert (crashed / "results" / name).read_bytes() == (clean / "results" / name).read_bytes(), name
+    with h5py.File(out) as resumed, h5py.File(clean / "results/embeddings/shard_00001.h5") as reference:
+        for name in ("embeddings", "offsets", "ids", "sequence_hash"):
+            assert np.array_equal(resumed[name][()], reference[name][()]), name
+    again = run_snakemake(crashed, "--configfile", configs[crashed], "--cores", "1", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_failed_job_log_ends_with_its_error(tmp_path, tiny_checkpoint):
+    """An empty FASTA makes `prepare` fail: its log says why, with the traceback, as its last lines."""
+    fasta = tmp_path / "empty.fasta"
+    fasta.write_text("")
+    config = write_test_config(tmp_path, tiny_checkpoint, input={"source": "fasta", "path": str(fasta)})
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(config), "--cores", "1", "--until", "prepare"]
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode != 0
+    lines = (tmp_path / "results/logs/prepare.log").read_text().splitlines()
+    failure = next(i for i, line in enumerate(lines) if "job failed with" in line)
+    assert str(fasta) in lines[failure] and lines[failure + 1] == "Traceback (most recent call last):"
+    assert lines[-1].startswith("ValueError: ") and str(fasta) in lines[-1]
+

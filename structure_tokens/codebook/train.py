@@ -5,30 +5,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from structure_tokens.codebook.assign import assign, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
+from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.sample import sample_residues
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.codebook import Codebook
-from structure_tokens.options import FromConfig
-
-
-@dataclass(frozen=True)
-class CodebookOptions(FromConfig):
-    """The ``codebook:`` config section: codebook size, training sample and k-means fit."""
-
-    k: int = 512
-    seed: int = 0
-    train_shards: int | None = None
-    sample_per_shard: int = 20000
-    max_train_residues: int = 1_000_000
-    holdout_fraction: float = 0.1
-    batch_size: int = 4096
-    max_iter: int = 100
 
 
 def draw_training_sample(embedding_paths: Sequence[str | os.PathLike], options: CodebookOptions,

@@ -25,13 +25,7 @@ ESM2_MODELS = ("esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "esm2_t30_150M_UR50D",
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 ALLOWED_GLOBALS = [argparse.Namespace]
-TEST_MODEL_MARKERS = ("tiny", "random")
 log = logging.getLogger(__name__)
-
-
-def is_test_model(model_name: str) -> bool:
-    """Whether the model name says it is a random/test checkpoint rather than trained weights."""
-    return any(marker in model_name.lower() for marker in TEST_MODEL_MARKERS)
 
 
 def regression_path(checkpoint: str | os.PathLike) -> Path:

@@ -4,11 +4,12 @@ GPU, fused attention, overlapping windows for proteins longer than the model's c
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 import esm
 import h5py
@@ -17,29 +18,13 @@ import torch
 
 from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions
 from structure_tokens.formats.embeddings import EmbeddingWriter
 from structure_tokens.formats.shards import Protein, read_shard
-from structure_tokens.inputs.validate import ESM2_WINDOW
-from structure_tokens.options import FromConfig
 
-WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 CPU_TOKEN_BUDGET = 2048
-LONG_POLICIES = ("windows", "truncate", "skip")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbedOptions(FromConfig):
-    """How to embed; the fields are the `model:` config keys of the same names."""
-
-    layer: int = -1
-    device: str = "auto"
-    dtype: str = "auto"
-    token_budget: int = 16384
-    long_policy: str = "windows"
-    window_overlap: int = 256
-    fast_attention: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,12 +54,6 @@ class Embedder:
     """Embeds proteins with one loaded model; reusable across shards and by benchmarks."""
 
     def __init__(self, model: torch.nn.Module, alphabet: Any, options: EmbedOptions = EmbedOptions()):
-        if options.long_policy not in LONG_POLICIES:
-            raise ValueError(f"long_policy must be one of {LONG_POLICIES}, got {options.long_policy!r}")
-        if options.dtype != "auto" and options.dtype not in DTYPES:
-            raise ValueError(f"dtype must be 'auto' or one of {tuple(DTYPES)}, got {options.dtype!r}")
-        if not 0 <= options.window_overlap < WINDOW:
-            raise ValueError(f"window_overlap must be in [0, {WINDOW}), got {options.window_overlap}")
         self.options = options
         self.device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available()
                                    else "cpu" if options.device == "auto" else options.device)
@@ -165,12 +144,19 @@ class Embedder:
         half = len(batch) // 2
         return self._forward(batch[:half]) + self._forward(batch[half:])
 
+    def plan(self, proteins: Sequence[Protein]) -> "Plan":
+        """The forward batches that embed ``proteins`` (a resumed run replays the same plan)."""
+        pieces = self.pieces(proteins)
+        embedded = {p.index for p in pieces}
+        return Plan(self.batches(pieces), [i for i in range(len(proteins)) if i not in embedded], self.device.type)
+
     def embed(self, proteins: Sequence[Protein]) -> Iterator[tuple[int, np.ndarray]]:
         """``(index into proteins, (length, dim) float16)`` in processing order (see :meth:`embed_batches`)."""
         for finished in self.embed_batches(proteins):
             yield from finished
 
-    def embed_batches(self, proteins: Sequence[Protein]) -> Iterator[list[tuple[int, np.ndarray]]]:
+    def embed_batches(self, proteins: Sequence[Protein], plan: "Plan | None" = None,
+                      done: Collection[int] = ()) -> Iterator[list[tuple[int, np.ndarray]]]:
         """After each forward batch, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``.
 
         The next batch is launched before a batch's results are handed out, so on a GPU the caller's
@@ -179,18 +165,23 @@ class Embedder:
         Windowed proteins are finished once all their windows are done, each residue averaged over
         the windows that cover it; truncated ones have ``WINDOW`` rows. Proteins skipped by
         ``long_policy: skip`` never appear: their indices are in ``skipped`` once this is exhausted.
+        Proteins in ``done`` are not handed out, and batches holding only such proteins are not run:
+        the other batches are exactly those of a run without ``done``, so their values are too.
         """
-        pieces = self.pieces(proteins)
-        embedded = {p.index for p in pieces}
-        self.skipped = [i for i in range(len(proteins)) if i not in embedded]
-        windows_left = {}
-        for piece in pieces:
+        plan = plan or self.plan(proteins)
+        self.skipped = plan.skipped
+        done = set(done)
+        batches = [batch for batch in plan.batches if any(p.index not in done for p in batch)]
+        windows_left: dict[int, int] = {}
+        for piece in (piece for batch in batches for piece in batch if piece.index not in done):
             windows_left[piece.index] = windows_left.get(piece.index, 0) + 1
         partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
         def finish(launched: list[InFlight]) -> list[tuple[int, np.ndarray]]:
             finished = []
             for piece, rep in ((piece, rep) for part in launched for piece, rep in part.results()):
+                if piece.index in done:
+                    continue  # stored already; it shares the batch with proteins that are not
                 if windows_left[piece.index] == 1 and piece.index not in partial:
                     finished.append((piece.index, rep))
                     continue
@@ -206,7 +197,7 @@ class Embedder:
             return finished
 
         previous: list[InFlight] | None = None
-        for batch in self.batches(pieces):
+        for batch in batches:
             try:
                 launched = self._forward(batch)
             except BaseException:
@@ -218,6 +209,29 @@ class Embedder:
             previous = launched
         if previous is not None:
             yield finish(previous)
+
+
+@dataclass
+class Plan:
+    """The forward batches of a shard, the proteins ``long_policy: skip`` leaves out, the device type."""
+
+    batches: list[list[Piece]]
+    skipped: list[int]
+    device_type: str
+
+    def fingerprints(self) -> dict[int, str]:
+        """Per protein index, a digest of the forward batches its values come from.
+
+        A batch's values depend on every sequence in it (padding, kernel choice), so a stored protein
+        equals a clean run's only if its batches are the same: a resumed run reuses it only then.
+        """
+        keys: dict[int, list[str]] = {}
+        for batch in self.batches:
+            key = hashlib.sha256("\n".join([self.device_type] + [p.sequence for p in batch]).encode()).hexdigest()
+            for piece in batch:
+                keys.setdefault(piece.index, []).append(key)
+        return {index: hashlib.sha256(" ".join(batch_keys).encode()).hexdigest()[:32]
+                for index, batch_keys in keys.items()}
 
 
 @dataclass
@@ -253,6 +267,12 @@ def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:
     }
 
 
+def resume_keys(proteins: Sequence[Protein], plan: Plan) -> list[tuple[str, str, str]]:
+    """``(id, sequence_hash, batch fingerprint)`` per protein: what a stored result must match to be reused."""
+    fingerprints = plan.fingerprints()
+    return [(p.id, p.sequence_hash, fingerprints.get(i, "")) for i, p in enumerate(proteins)]
+
+
 def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out_h5: str | os.PathLike,
                 options: EmbedOptions = EmbedOptions(), log: logging.Logger = log) -> dict[str, Any]:
     """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished.
@@ -264,21 +284,25 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     model, alphabet, model_name = load_esm2(checkpoint)
     embedder = Embedder(model, alphabet, options)
     attrs = embedding_attrs(model_name, embedder)
-    with EmbeddingWriter(out_h5, embed_dim=model.embed_dim, attrs=attrs, flush_rows=options.token_budget) as writer:
-        todo = [p for p in proteins if p.id not in writer.done_ids]
-        if writer.done_ids:
-            log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(proteins) - len(todo))
+    plan = embedder.plan(proteins)
+    with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=model.embed_dim,
+                         attrs=attrs, flush_rows=options.token_budget) as writer:
+        done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
+        if done:
+            log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(done))
         start = time.perf_counter()
-        residues = 0
-        for index, embedding in embedder.embed(todo):
-            writer.add(todo[index].id, todo[index].sequence_hash, embedding)
-            residues += todo[index].length
+        residues = embedded = 0
+        for finished in embedder.embed_batches(proteins, plan, done):
+            for index, embedding in finished:
+                writer.add(proteins[index].id, embedding)
+                residues += proteins[index].length
+                embedded += 1
         seconds = time.perf_counter() - start
-        skipped = [todo[i].id for i in embedder.skipped]
+        skipped = [proteins[i].id for i in plan.skipped]
         if skipped:
             writer.attrs["skipped_ids"] = ";".join(skipped)
     stats = {"shard": os.path.basename(shard_tsv), "n_proteins": len(proteins),
-             "embedded_now": len(todo) - len(skipped), "resumed": len(proteins) - len(todo),
+             "embedded_now": embedded, "resumed": len(done),
              "skipped_ids": skipped, "n_residues": residues, "seconds": round(seconds, 3),
              "residues_per_s": round(residues / seconds, 1) if seconds else None,
              "device": str(embedder.device), "dtype": attrs["compute_dtype"], "oom_splits": embedder.oom_splits}

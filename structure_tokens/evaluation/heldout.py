@@ -18,9 +18,10 @@ import numpy as np
 from structure_tokens.codebook.assign import assign, check_codebook_matches, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
 from structure_tokens.codebook.metrics import usage_summary
+from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.sample import is_heldout
-from structure_tokens.codebook.train import CodebookOptions, draw_training_sample
-from structure_tokens.embed.checkpoint import is_test_model
+from structure_tokens.codebook.train import draw_training_sample
+from structure_tokens.embed.options import is_test_model
 from structure_tokens.evaluation.agreement import ContingencyCounts
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.embeddings import EmbeddingShard

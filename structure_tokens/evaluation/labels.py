@@ -37,10 +37,10 @@ from Bio.PDB.SASA import ShrakeRupley
 from Bio.PDB.Structure import Structure
 from sklearn.neighbors import KDTree
 
+from structure_tokens.evaluation.options import SS_METHODS
 from structure_tokens.evaluation.structures import Chain
 
 SS_STATES = ("H", "E", "C")
-SS_METHODS = ("auto", "dssp", "phi_psi")  # how secondary structure is assigned
 RAMACHANDRAN_REGIONS = ("alphaR", "beta", "ppII", "alphaL", "other_positive_phi")
 RSA_CLASSES = ("buried", "intermediate", "exposed")
 RSA_BIN_EDGES = (0.2, 0.5)

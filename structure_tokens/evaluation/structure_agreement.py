@@ -26,33 +26,15 @@ from structure_tokens.evaluation.agreement import (
 from structure_tokens.evaluation.baselines import amino_acid_tokens, handcrafted_tokens, random_tokens
 from structure_tokens.evaluation.labels import (
     CATEGORICAL_LABELS,
-    SS_METHODS,
     compute_labels,
     secondary_structure_method,
 )
 from structure_tokens.evaluation.structures import Chain, load_chains
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.vocab import AMINO_ACIDS
-from structure_tokens.options import FromConfig
 
 TokenFn = Callable[[list[str]], Sequence[np.ndarray]]
 ESM_METHOD = "esm_kmeans"
-
-
-@dataclass(frozen=True)
-class EvaluationOptions(FromConfig):
-    """The ``evaluation:`` config section."""
-
-    structures: str | None = None  # folder of PDB/mmCIF files; None: no structure evaluation
-    seed_stability: bool = True  # held-out metrics: refit the codebook with seed + 1
-    min_chain_length: int = 20
-    track_chains: int = 4
-    secondary_structure: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.secondary_structure not in SS_METHODS:
-            raise ValueError(f"evaluation.secondary_structure must be one of {SS_METHODS}, "
-                             f"got {self.secondary_structure!r}")
 
 
 @dataclass

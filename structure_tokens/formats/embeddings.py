@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import h5py
 import numpy as np
@@ -25,18 +25,21 @@ CHUNK_ROWS = 1024
 class EmbeddingWriter(ResumableShardWriter):
     """Collect per-protein embeddings of one shard (stored as float16); resume; finalise atomically.
 
+    ``proteins`` are the shard's ``(id, sequence_hash, fingerprint)``, in the order the file keeps
+    them (see :class:`ResumableShardWriter`).
     ``attrs`` (model, layer, ...) become the file's attributes and, but for ``created``, decide
     whether batches of an interrupted run are reused (see :class:`ResumableShardWriter`).
     """
 
-    def __init__(self, path: str | os.PathLike, *, embed_dim: int, attrs: dict[str, Any],
-                 flush_rows: int = 16384):
+    def __init__(self, path: str | os.PathLike, *, proteins: Sequence[tuple[str, str, str]], embed_dim: int,
+                 attrs: dict[str, Any], flush_rows: int = 16384):
         # str subclasses such as torch's TorchVersion become plain str, which HDF5 can store
         self.attrs = {key: str(value) if isinstance(value, str) else value
                       for key, value in attrs.items() if value is not None}
         self.embed_dim = int(embed_dim)
         meta = {"attrs": {key: str(value) for key, value in self.attrs.items() if key != "created"}}
-        super().__init__(path, meta=meta, row_shape=(self.embed_dim,), dtype=np.float16, flush_rows=flush_rows)
+        super().__init__(path, proteins=proteins, meta=meta, row_shape=(self.embed_dim,), dtype=np.float16,
+                         flush_rows=flush_rows)
 
     def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
         with h5py.File(tmp, "w") as h5:
@@ -61,9 +64,10 @@ def write_embedding_shard(path: str | os.PathLike, ids: Iterable[str], hashes: I
     items = list(zip(ids, hashes, embeddings))
     if not items:
         raise ValueError(f"{path}: no proteins to write")
-    with EmbeddingWriter(path, embed_dim=items[0][2].shape[1], attrs=attrs) as writer:
-        for protein_id, sequence_hash, embedding in items:
-            writer.add(protein_id, sequence_hash, embedding)
+    with EmbeddingWriter(path, proteins=[(i, h, "") for i, h, _ in items], embed_dim=items[0][2].shape[1],
+                         attrs=attrs) as writer:
+        for protein_id, _, embedding in items:
+            writer.add(protein_id, embedding)
 
 
 def is_complete(path: str | os.PathLike) -> bool:
@@ -90,7 +94,7 @@ def shard_model(path: str | os.PathLike, attrs: dict[str, Any]) -> tuple[str, in
 
 
 class EmbeddingShard:
-    """Reader of one embedding shard; proteins are in embedding order, so match them by ``ids``."""
+    """Reader of one embedding shard; proteins are in the order of the shard's TSV."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)

@@ -1,10 +1,16 @@
 """Resumable per-shard outputs: a shard's finished proteins survive a crash of the job writing it.
 
-While a shard is being written, finished proteins go to ``<output>.partial/batch_NNNNNN.npz``
-(``ids``, ``sequence_hash``, ``lengths`` and the concatenated per-residue ``values``), each file
-written atomically, so a job that dies loses at most the proteins queued since the last flush.
-Finalising writes the declared output under a temporary name from all batches and renames it into
-place: the output never exists half-written. Embedding shards and one-pass token shards use this.
+While a shard is being written, finished proteins go to ``<output>.partial/``: each batch is a
+``batch_NNNNNN.npy`` of concatenated per-residue values and, written after it, a
+``batch_NNNNNN.npz`` index (``ids``, ``sequence_hash``, ``fingerprint``, ``lengths``); both are
+written atomically and a batch counts only once its index exists, so a job that dies loses at most
+the proteins queued since the last flush. A resumed run reuses a finished protein only when its id,
+its sequence hash, its fingerprint (for embeddings: the forward batches it came from) and the
+settings that decide the values (``meta``) all still match; the rest is discarded with a log line.
+Finalising writes the declared output under a temporary name, proteins in shard order whatever
+order they were finished in, and renames it into place: the output never exists half-written, and
+a resumed run writes the same file as a clean one. Embedding shards and one-pass token shards use
+this.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -33,27 +39,40 @@ def partial_dir(path: str | os.PathLike) -> Path:
 class ResumableShardWriter:
     """Collect per-protein arrays of one shard; resume from earlier batches; finalise atomically.
 
-    Every protein's array has shape ``(length, *row_shape)`` and is stored as ``dtype``.
-    ``done_ids`` lists proteins finished by an earlier, interrupted run with the same ``meta``
-    (the settings that decide the values): the caller skips them. Batches of other settings, or
-    unreadable ones, are discarded with a warning. Leaving the ``with`` block normally finalises
-    the output; an exception keeps the batches. Subclasses write the output in :meth:`_write`.
+    ``proteins`` lists the shard's ``(id, sequence_hash, fingerprint)`` in output order; the
+    fingerprint is whatever else must match for a stored result to be reused. Every protein's
+    array has shape ``(length, *row_shape)`` and is stored as ``dtype``. ``done_ids`` lists the
+    proteins an earlier, interrupted run finished with the same sequence, fingerprint and ``meta``:
+    the caller skips them. Batches of other settings, unreadable ones, and proteins whose sequence
+    or fingerprint changed or that left the shard are discarded with a warning. Leaving the
+    ``with`` block normally finalises the output; an exception keeps the batches. Subclasses write
+    the output in :meth:`_write`.
     """
 
-    def __init__(self, path: str | os.PathLike, *, meta: dict[str, Any], row_shape: tuple[int, ...],
-                 dtype: np.dtype | type, flush_rows: int = 16384):
+    def __init__(self, path: str | os.PathLike, *, proteins: Sequence[tuple[str, str, str]], meta: dict[str, Any],
+                 row_shape: tuple[int, ...], dtype: np.dtype | type, flush_rows: int = 16384):
         self.path = Path(path)
         self.flush_rows = flush_rows
         self.row_shape = tuple(int(n) for n in row_shape)
         self.dtype = np.dtype(dtype)
         self.meta = {"row_shape": list(self.row_shape), "dtype": self.dtype.str, **meta}
         self.partial = partial_dir(self.path)
-        self._pending: list[tuple[str, str, np.ndarray]] = []
+        self.expected = {protein_id: (digest, fingerprint) for protein_id, digest, fingerprint in proteins}
+        if len(self.expected) != len(proteins):
+            raise ValueError(f"{self.path}: protein ids are not unique")
+        self._pending: list[tuple[str, np.ndarray]] = []
         self._pending_rows = 0
-        self.done_ids: set[str] = set()
-        self._batches = self._resume()
+        self._last_batch = -1
+        self._values: dict[int, np.ndarray] = {}  # batch number -> memory-mapped values
+        self._found: dict[str, tuple[int, int, int]] = {}  # id -> (batch number, first row, end row)
+        self._resume()
 
-    def _resume(self) -> list[Path]:
+    @property
+    def done_ids(self) -> set[str]:
+        """Proteins whose values are already stored."""
+        return set(self._found)
+
+    def _resume(self) -> None:
         meta_path = self.partial / "meta.json"
         if self.partial.exists():
             try:
@@ -67,72 +86,110 @@ class ResumableShardWriter:
         if not meta_path.exists():
             with atomic_output(meta_path) as tmp:
                 tmp.write_text(json.dumps(self.meta))
-        batches = []
-        for batch in sorted(self.partial.glob("batch_*.npz")):
+        stale: list[str] = []
+        for index in sorted(self.partial.glob("batch_*.npz")):
+            number = int(index.stem.removeprefix("batch_"))
+            self._last_batch = max(self._last_batch, number)
             try:
-                self.done_ids.update(self._batch_ids(batch))
-                batches.append(batch)
+                ids, keys, lengths = self._open_batch(number)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-                log.warning("%s: discarding unreadable batch (%s)", batch, error)
-                batch.unlink()
-        if batches:
-            log.info("%s: resuming after %d finished batches", self.path, len(batches))
-        return batches
+                log.warning("%s: discarding unreadable batch (%s)", index, error)
+                index.unlink()
+                continue
+            ends = np.cumsum(lengths)
+            for protein_id, key, start, end in zip(ids, keys, ends - lengths, ends):
+                if self.expected.get(protein_id) == key and protein_id not in self._found:
+                    self._found[protein_id] = (number, int(start), int(end))
+                else:
+                    stale.append(protein_id)
+        for values in self.partial.glob("batch_*.npy"):  # values whose index was never written
+            if int(values.stem.removeprefix("batch_")) not in self._values:
+                values.unlink()
+        if stale:
+            log.warning("%s: discarding %d finished proteins whose sequence or forward batch changed, or that left "
+                        "the shard: %s",
+                        self.partial, len(stale), ", ".join(stale[:10]) + (" ..." if len(stale) > 10 else ""))
+        if self._found:
+            log.info("%s: resuming with %d finished proteins", self.path, len(self._found))
 
-    def _batch_ids(self, batch: Path) -> list[str]:
-        """Protein ids of a batch file, after checking that its arrays agree with each other."""
-        with np.load(batch, allow_pickle=False) as npz:
-            ids = npz["ids"].tolist()
-            lengths, values = npz["lengths"], npz["values"]
-            if (len(lengths) != len(ids) or int(lengths.sum()) != len(values)
-                    or values.shape[1:] != self.row_shape or values.dtype != self.dtype):
-                raise ValueError("ids, lengths and value rows do not agree")
-        return ids
+    def _batch_paths(self, number: int) -> tuple[Path, Path]:
+        stem = self.partial / f"batch_{number:06d}"
+        return stem.with_suffix(".npz"), stem.with_suffix(".npy")
 
-    def add(self, protein_id: str, sequence_hash: str, values: np.ndarray) -> None:
+    def _open_batch(self, number: int) -> tuple[list[str], list[tuple[str, str]], np.ndarray]:
+        """A batch's ids, ``(sequence_hash, fingerprint)`` and lengths, checked against its memory-mapped values."""
+        index, values_path = self._batch_paths(number)
+        with np.load(index, allow_pickle=False) as npz:
+            ids, lengths = npz["ids"].tolist(), npz["lengths"]
+            keys = list(zip(npz["sequence_hash"].tolist(), npz["fingerprint"].tolist()))
+        values = np.load(values_path, mmap_mode="r", allow_pickle=False)
+        if (len(lengths) != len(ids) or len(keys) != len(ids) or int(lengths.sum()) != len(values)
+                or values.shape[1:] != self.row_shape or values.dtype != self.dtype):
+            raise ValueError("ids, hashes, lengths and value rows do not agree")
+        self._values[number] = values
+        return ids, keys, lengths
+
+    def add(self, protein_id: str, values: np.ndarray) -> None:
         """Queue one protein's ``(length, *row_shape)`` array."""
         values = np.asarray(values)
+        if protein_id not in self.expected:
+            raise ValueError(f"{self.path}: {protein_id} is not in the shard")
         if values.shape[1:] != self.row_shape:
             raise ValueError(f"{self.path}: values of {protein_id} have shape {values.shape}, "
                              f"expected (length, {', '.join(map(str, self.row_shape))})")
-        self._pending.append((protein_id, sequence_hash, values.astype(self.dtype, copy=False)))
+        self._pending.append((protein_id, values.astype(self.dtype, copy=False)))
         self._pending_rows += len(values)
         if self._pending_rows >= self.flush_rows:
             self.flush()
 
     def flush(self) -> None:
-        """Write the queued proteins as one batch file (atomic)."""
+        """Write the queued proteins as one batch: values, then the index that makes it count."""
         if not self._pending:
             return
-        ids, hashes, arrays = zip(*self._pending)
-        number = int(self._batches[-1].stem.removeprefix("batch_")) + 1 if self._batches else 0
-        batch = self.partial / f"batch_{number:06d}.npz"  # after the last kept one, never over it
-        with atomic_output(batch) as tmp, open(tmp, "wb") as handle:
+        ids, arrays = zip(*self._pending)
+        hashes, fingerprints = zip(*(self.expected[i] for i in ids))
+        number = self._last_batch + 1  # after every earlier batch, never over one
+        index, values_path = self._batch_paths(number)
+        lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+        with atomic_output(values_path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, np.concatenate(arrays))
+        with atomic_output(index) as tmp, open(tmp, "wb") as handle:
             np.savez(handle, ids=np.array(ids, dtype=str), sequence_hash=np.array(hashes, dtype=str),
-                     lengths=np.array([len(a) for a in arrays], dtype=np.int64), values=np.concatenate(arrays))
-        self._batches.append(batch)
-        self.done_ids.update(ids)
+                     fingerprint=np.array(fingerprints, dtype=str), lengths=lengths)
+        self._open_batch(number)
+        self._last_batch = number
+        ends = np.cumsum(lengths)
+        for protein_id, start, end in zip(ids, ends - lengths, ends):
+            self._found[protein_id] = (number, int(start), int(end))
         self._pending.clear()
         self._pending_rows = 0
 
-    def value_blocks(self) -> Iterator[np.ndarray]:
-        """The stored values, one batch at a time, in the order the proteins were added."""
-        for batch in self._batches:
-            with np.load(batch, allow_pickle=False) as npz:
-                yield npz["values"]
+    def value_blocks(self, max_rows: int = 65536) -> Iterator[np.ndarray]:
+        """The stored values in shard order, about ``max_rows`` at a time (a protein is never split)."""
+        block: list[np.ndarray] = []
+        rows = 0
+        for protein_id in self._ordered_ids():
+            number, start, end = self._found[protein_id]
+            block.append(self._values[number][start:end])
+            rows += end - start
+            if rows >= max_rows:
+                yield np.concatenate(block)
+                block, rows = [], 0
+        if block:
+            yield np.concatenate(block)
+
+    def _ordered_ids(self) -> list[str]:
+        return [protein_id for protein_id in self.expected if protein_id in self._found]
 
     def finalise(self) -> None:
-        """Write the output from all batches, rename it into place, remove the batches."""
+        """Write the output from all batches in shard order, rename it into place, remove the batches."""
         self.flush()
-        ids, hashes, lengths = [], [], []
-        for batch in self._batches:
-            with np.load(batch, allow_pickle=False) as npz:
-                ids += npz["ids"].tolist()
-                hashes += npz["sequence_hash"].tolist()
-                lengths += npz["lengths"].tolist()
-        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        ids = self._ordered_ids()
+        lengths = [self._found[i][2] - self._found[i][1] for i in ids]
+        offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
         with atomic_output(self.path) as tmp:
-            self._write(tmp, ids, hashes, offsets)
+            self._write(tmp, ids, [self.expected[i][0] for i in ids], offsets)
+        self._values.clear()
         shutil.rmtree(self.partial)
 
     def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:

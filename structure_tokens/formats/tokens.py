@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import h5py
 import numpy as np
@@ -85,13 +85,13 @@ class TokenWriter(ResumableShardWriter):
     Batches of an interrupted run are reused only with the same codebook and embedding settings.
     """
 
-    def __init__(self, path: str | os.PathLike, codebook: Codebook, embedding_settings: dict[str, Any],
-                 flush_rows: int):
+    def __init__(self, path: str | os.PathLike, proteins: Sequence[tuple[str, str, str]], codebook: Codebook,
+                 embedding_settings: dict[str, Any], flush_rows: int):
         self.codebook = codebook
         self.skipped_ids: list[str] = []
         meta = {"codebook_sha256": codebook.sha256,
                 "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}
-        super().__init__(path, meta=meta, row_shape=(), dtype=np.uint16, flush_rows=flush_rows)
+        super().__init__(path, proteins=proteins, meta=meta, row_shape=(), dtype=np.uint16, flush_rows=flush_rows)
 
     def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
         with h5py.File(tmp, "w") as h5:

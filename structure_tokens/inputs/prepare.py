@@ -6,45 +6,20 @@ import json
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable
 
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.manifest import ManifestWriter
 from structure_tokens.formats.shards import Protein, read_shard, shard_name, write_shard
-from structure_tokens.inputs.readers import open_source
+from structure_tokens.inputs.options import InputOptions
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.seen import SeenIndex
-from structure_tokens.inputs.validate import ESM2_WINDOW, NONSTANDARD_POLICIES, check_id, clean_sequence, sequence_hash
-from structure_tokens.options import FromConfig
+from structure_tokens.inputs.validate import ESM2_WINDOW, check_id, clean_sequence, sequence_hash
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class InputOptions(FromConfig):
-    """The ``input:`` config section: where the proteins come from and which of them are kept."""
-
-    source: str = "demo"
-    path: str | None = None
-    proteinlmbench: Mapping[str, Any] | None = None
-    num_proteins: int | None = None
-    min_length: int = 1
-    max_length: int | None = None
-    nonstandard_residues: str = "map"
-    shard_size: int = 1000
-
-    def __post_init__(self) -> None:
-        if self.shard_size < 1:
-            raise ValueError(f"input.shard_size must be >= 1, got {self.shard_size}")
-        if self.nonstandard_residues not in NONSTANDARD_POLICIES:
-            raise ValueError(f"input.nonstandard_residues must be one of {NONSTANDARD_POLICIES}, "
-                             f"got {self.nonstandard_residues!r}")
-
-    def records(self) -> Iterable[InputRecord]:
-        """The records of the configured source."""
-        return open_source(self.source, self.path, self.proteinlmbench)
+TEXT_FIELDS = ("description", "function", "instruction")  # record texts that reach the outputs
 
 
 class _Sharder:
@@ -141,6 +116,9 @@ def prepare_inputs(
 
         for record in records:
             sources.add(record.source)
+            if "\ufffd" in record.input_id:
+                row(record, "skipped", f"id {record.input_id!r} has bytes that are not UTF-8", "invalid_utf8")
+                continue
             id_problem = check_id(record.input_id)
             if id_problem:
                 row(record, "skipped", id_problem, "unsafe_id")
@@ -163,13 +141,16 @@ def prepare_inputs(
                 row(record, "skipped", f"length {length} > max_length {max_length}", "too_long",
                     digest=digest, length=length)
                 continue
-            note = ""
+            notes = [f"bytes that are not UTF-8 in the {name}, shown as U+FFFD" for name in TEXT_FIELDS
+                     if "\ufffd" in getattr(record, name)]
+            if notes:
+                reasons["invalid_utf8_text"] += 1
             if length > ESM2_WINDOW and long_policy == "skip":
                 row(record, "skipped", f"length {length} > {ESM2_WINDOW}, the model's window (model.long_policy: skip)",
                     "too_long", digest=digest, length=length)
                 continue
             if length > ESM2_WINDOW and long_policy == "truncate":
-                note = f"truncated from {length} to {ESM2_WINDOW} residues (model.long_policy: truncate)"
+                notes.append(f"truncated from {length} to {ESM2_WINDOW} residues (model.long_policy: truncate)")
                 sequence = sequence[:ESM2_WINDOW]
                 digest, length = sequence_hash(sequence), ESM2_WINDOW
                 reasons["truncated"] += 1
@@ -189,11 +170,11 @@ def prepare_inputs(
             seen.add_representative(digest, record.input_id, shard)
             n_kept += 1
             n_residues += length
-            row(record, "kept", note, "", record.input_id, digest, length, shard)
+            row(record, "kept", "; ".join(notes), "", record.input_id, digest, length, shard)
 
         if n_kept == 0:
-            raise ValueError(f"no protein survived validation of {sorted(sources) or 'an empty input'}: "
-                             f"{dict(reasons) or 'no records'}")
+            where = ", ".join(sorted(sources)) or f"{options.path or options.source} (no records)"
+            raise ValueError(f"no protein survived validation of {where}: {dict(reasons) or 'no records'}")
         shards = sharder.finish()
     summary = {
         "source": options.source,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import re
+import zlib
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -29,7 +31,9 @@ FUNCTION_PREFIX = re.compile(
 def open_text(path: str | os.PathLike) -> IO[str]:
     """Open a plain or gzip-compressed (``.gz``) UTF-8 text file.
 
-    Undecodable bytes become U+FFFD, which validation rejects naming the record and position.
+    Undecodable bytes become U+FFFD: validation rejects them in ids and sequences and notes them
+    in descriptions, naming the record. A truncated or corrupt ``.gz`` raises ``ValueError``
+    naming the file (see :func:`decompression_errors`).
     """
     path = Path(path)
     if not path.is_file():
@@ -37,6 +41,15 @@ def open_text(path: str | os.PathLike) -> IO[str]:
     if path.suffix == ".gz":
         return gzip.open(path, "rt", encoding="utf-8", errors="replace")
     return open(path, encoding="utf-8", errors="replace")
+
+
+@contextlib.contextmanager
+def decompression_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn gzip's errors on a truncated or corrupt file into a ``ValueError`` that names it."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise ValueError(f"{path}: truncated or corrupt gzip file ({error})") from error
 
 
 def read_fasta(path: str | os.PathLike) -> Iterator[InputRecord]:
@@ -58,7 +71,7 @@ def read_fasta(path: str | os.PathLike) -> Iterator[InputRecord]:
         return InputRecord(source, index, uniprot.group(1) if uniprot else first,
                            "".join(lines) if lines else None, rest.strip())
 
-    with open_text(path) as handle:
+    with open_text(path) as handle, decompression_errors(path):
         for line_number, line in enumerate(handle, start=1):
             line = line.rstrip("\r\n")
             if line.startswith(">"):
@@ -98,7 +111,7 @@ def read_uniprot(path: str | os.PathLike) -> Iterator[InputRecord]:
     from Bio import SwissProt
 
     source = str(path)
-    with open_text(path) as handle:
+    with open_text(path) as handle, decompression_errors(path):
         records = SwissProt.parse(handle)
         index = 0
         while True:
@@ -106,6 +119,8 @@ def read_uniprot(path: str | os.PathLike) -> Iterator[InputRecord]:
                 entry = next(records)
             except StopIteration:
                 return
+            except (EOFError, gzip.BadGzipFile, zlib.error):
+                raise
             except Exception as error:  # Biopython raises ValueError/SwissProtParserError
                 raise ValueError(f"{source}: cannot parse UniProt entry number {index + 1}: {error}") from error
             yield InputRecord(source, index, entry.accessions[0] if entry.accessions else "",
@@ -141,7 +156,7 @@ def proteinlmbench_record(row: dict, index: int, source: str, split: str) -> Inp
 
 def iter_json_lines(path: Path) -> Iterator[dict]:
     """Objects of a JSON-lines file, one per non-blank line."""
-    with open_text(path) as handle:
+    with open_text(path) as handle, decompression_errors(path):
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
                 try:
@@ -152,7 +167,7 @@ def iter_json_lines(path: Path) -> Iterator[dict]:
 
 def starts_with_array(path: Path) -> bool:
     """Whether a ``.json`` file holds one JSON array (else it is read as JSON lines)."""
-    with open_text(path) as handle:
+    with open_text(path) as handle, decompression_errors(path):
         for line in handle:
             if line.strip():
                 return line.lstrip().startswith("[")
@@ -169,8 +184,9 @@ def iter_local_rows(path: Path) -> Iterator[dict]:
     if name.endswith(".jsonl") or (name.endswith(".json") and not starts_with_array(path)):
         yield from iter_json_lines(path)
     elif name.endswith(".json"):
-        with open_text(path) as handle:
-            yield from json.load(handle)
+        with open_text(path) as handle, decompression_errors(path):
+            rows = json.load(handle)
+        yield from rows
     elif name.endswith(".parquet"):
         import pyarrow.parquet as pq
 
@@ -206,16 +222,20 @@ def read_proteinlmbench(path: str | os.PathLike | None = None, repo_id: str = "t
 
 def open_source(source: str, path: str | None = None, proteinlmbench: dict | None = None) -> Iterator[InputRecord]:
     """Records of the configured ``input.source``."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown input.source {source!r}; expected one of {SOURCES}")
+    check_source(source, path, proteinlmbench)
     if source == "demo":
         return read_demo()
     if source == "proteinlmbench":
-        options = dict(proteinlmbench or {})
-        unknown = sorted(set(options) - {"repo_id", "subset", "split", "cache_dir"})
-        if unknown:
-            raise ValueError(f"unknown input.proteinlmbench keys {unknown}; expected repo_id, subset, split, cache_dir")
-        return read_proteinlmbench(path, **options)
-    if not path:
-        raise ValueError(f"input.source {source!r} needs input.path")
+        return read_proteinlmbench(path, **dict(proteinlmbench or {}))
     return read_fasta(path) if source == "fasta" else read_uniprot(path)
+
+
+def check_source(source: str, path: str | None = None, proteinlmbench: dict | None = None) -> None:
+    """Raise ``ValueError`` naming the config key when ``input.source``/``path``/``proteinlmbench`` don't fit."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown input.source {source!r}; expected one of {SOURCES}")
+    unknown = sorted(set(proteinlmbench or {}) - {"repo_id", "subset", "split", "cache_dir"})
+    if unknown:
+        raise ValueError(f"unknown input.proteinlmbench keys {unknown}; expected repo_id, subset, split, cache_dir")
+    if source in ("fasta", "uniprot") and not path:
+        raise ValueError(f"input.source {source!r} needs input.path")

@@ -24,12 +24,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import time
 from array import array
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -39,12 +37,10 @@ import pyarrow.parquet as pq
 
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.codebook import Codebook
-from structure_tokens.formats.vocab import FORMATS, protein_token_count, render_protein
-from structure_tokens.options import FromConfig
+from structure_tokens.formats.vocab import protein_token_count, render_protein
+from structure_tokens.llm.options import FinetuneOptions
 
 MANIFEST_FORMAT_VERSION = 1
-SPLIT_METHODS = ("sequence", "clusters")
-DEFAULT_FRACTIONS = {"train": 0.9, "validation": 0.05, "test": 0.05}
 SFT_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("aliases", pa.list_(pa.string())),
@@ -55,36 +51,6 @@ SFT_SCHEMA = pa.schema([
     ("completion", pa.string()),
     ("n_residues", pa.int64()),
 ])
-
-
-@dataclass(frozen=True)
-class FinetuneOptions(FromConfig):
-    """The ``finetune:`` section of the config."""
-
-    format: str = "interleaved"
-    instruction: str = "Describe the function of this protein."
-    prompt_template: str = "{instruction}\n{protein}\n"
-    split_method: str = "sequence"
-    clusters_tsv: str | None = None
-    fractions: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FRACTIONS))
-    seed: int = 0
-    rows_per_shard: int = 10000
-    jsonl: bool = True
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ValueError(f"finetune format {self.format!r} is not one of {FORMATS}")
-        if self.split_method not in SPLIT_METHODS:
-            raise ValueError(f"finetune split_method {self.split_method!r} is not one of {SPLIT_METHODS}")
-        if self.split_method == "clusters" and not self.clusters_tsv:
-            raise ValueError("finetune split_method 'clusters' needs clusters_tsv")
-        fractions = list(self.fractions.values())
-        if not fractions or min(fractions) < 0 or not math.isclose(sum(fractions), 1.0):
-            raise ValueError(f"finetune fractions {dict(self.fractions)} must be >= 0 and sum to 1")
-        if "{protein}" not in self.prompt_template:
-            raise ValueError(f"finetune prompt_template {self.prompt_template!r} lacks {{protein}}")
-        if self.rows_per_shard < 1:
-            raise ValueError(f"finetune rows_per_shard must be >= 1, got {self.rows_per_shard}")
 
 
 def split_of(group_key: str, seed: int, fractions: Mapping[str, float]) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,19 +18,7 @@ from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import Protein, read_shard
 from structure_tokens.formats.tokens import TokenShard
 from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
-from structure_tokens.options import FromConfig
-
-
-@dataclass(frozen=True)
-class OutputOptions(FromConfig):
-    """The ``llm:`` config section."""
-
-    vocab_offset: int = 0  # id of the first added token, e.g. the size of an existing vocabulary
-
-    def __post_init__(self) -> None:
-        if self.vocab_offset < 0:
-            raise ValueError(f"llm.vocab_offset must be >= 0, got {self.vocab_offset}")
-
+from structure_tokens.llm.options import OutputOptions
 
 PARQUET_SCHEMA = pa.schema([
     ("id", pa.string()),

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from structure_tokens.embed.checkpoint import is_test_model
+from structure_tokens.embed.options import is_test_model
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.vocab import structure_token_names
-from structure_tokens.options import FromConfig
-
-
-@dataclass(frozen=True)
-class ReportOptions(FromConfig):
-    """The ``report:`` config section."""
-
-    pca_residues: int = 5000  # residues drawn for the PCA figure
 
 
 def format_value(value: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from structure_tokens.codebook.metrics import TINY_CODE_FRACTION
-from structure_tokens.embed.checkpoint import is_test_model
+from structure_tokens.embed.options import is_test_model
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.report.summary import format_value
 

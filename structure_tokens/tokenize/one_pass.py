@@ -14,7 +14,8 @@ import torch
 
 from structure_tokens.codebook.assign import assign_torch
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, EmbedOptions, embedding_attrs
+from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys
+from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.tokens import TokenWriter
@@ -39,25 +40,28 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
                          f"not match codebook {codebook_npz} (model {codebook.model_name}, layer "
                          f"{codebook.layer}, dim {codebook.dim})")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
-    with TokenWriter(out_h5, codebook, embedding_attrs(model_name, embedder), options.token_budget) as writer:
-        todo = [protein for protein in proteins if protein.id not in writer.done_ids]
-        if writer.done_ids:
-            log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(proteins) - len(todo))
+    plan = embedder.plan(proteins)
+    with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(model_name, embedder),
+                     options.token_budget) as writer:
+        done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
+        if done:
+            log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(done))
         start = time.perf_counter()
-        residues = 0
-        for finished in embedder.embed_batches(todo):
+        residues = tokenized = 0
+        for finished in embedder.embed_batches(proteins, plan, done):
             if not finished:
                 continue  # a batch of windows of proteins that are not complete yet
             # one upload and one download per batch, no per-protein synchronisation
             block = torch.from_numpy(np.concatenate([embedding for _, embedding in finished])).to(embedder.device)
             flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
             for (index, _), tokens in zip(finished, np.split(flat, np.cumsum([len(e) for _, e in finished])[:-1])):
-                writer.add(todo[index].id, todo[index].sequence_hash, tokens)
+                writer.add(proteins[index].id, tokens)
             residues += len(flat)
-        writer.skipped_ids = [todo[i].id for i in embedder.skipped]
+            tokenized += len(finished)
+        writer.skipped_ids = [proteins[i].id for i in plan.skipped]
     seconds = time.perf_counter() - start
     stats = {"shard": Path(shard_tsv).stem, "n_proteins": len(proteins),
-             "tokenized_now": len(todo) - len(writer.skipped_ids), "resumed": len(proteins) - len(todo),
+             "tokenized_now": tokenized, "resumed": len(done),
              "n_residues": residues, "skipped_ids": writer.skipped_ids, "seconds": round(seconds, 3),
              "device": str(embedder.device)}
     log.info("%s", stats)

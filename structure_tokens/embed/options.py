@@ -1,0 +1,39 @@
+"""The ``model:`` config section: light to import, so the workflow checks it when it starts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from structure_tokens.inputs.validate import ESM2_WINDOW
+from structure_tokens.options import FromConfig
+
+WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
+DTYPE_NAMES = ("float16", "bfloat16", "float32")
+LONG_POLICIES = ("windows", "truncate", "skip")
+TEST_MODEL_MARKERS = ("tiny", "random")
+
+
+def is_test_model(model_name: str) -> bool:
+    """Whether the model name says it is a random/test checkpoint rather than trained weights."""
+    return any(marker in model_name.lower() for marker in TEST_MODEL_MARKERS)
+
+
+@dataclass(frozen=True)
+class EmbedOptions(FromConfig):
+    """How to embed; the fields are the `model:` config keys of the same names."""
+
+    layer: int = -1
+    device: str = "auto"
+    dtype: str = "auto"
+    token_budget: int = 16384
+    long_policy: str = "windows"
+    window_overlap: int = 256
+    fast_attention: bool = True
+
+    def __post_init__(self) -> None:
+        if self.long_policy not in LONG_POLICIES:
+            raise ValueError(f"model.long_policy must be one of {LONG_POLICIES}, got {self.long_policy!r}")
+        if self.dtype != "auto" and self.dtype not in DTYPE_NAMES:
+            raise ValueError(f"model.dtype must be 'auto' or one of {DTYPE_NAMES}, got {self.dtype!r}")
+        if not 0 <= self.window_overlap < WINDOW:
+            raise ValueError(f"model.window_overlap must be in [0, {WINDOW}), got {self.window_overlap}")
