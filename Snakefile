@@ -13,17 +13,18 @@ from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-sys.path.insert(0, workflow.basedir)  # the pipeline package of this checkout
+WORKFLOW_DIR = str(workflow.current_basedir)  # this checkout, also when used as a module of another workflow
+sys.path.insert(0, WORKFLOW_DIR)  # its pipeline package
 
 from structure_tokens.config import check_config, migrate_legacy_keys
 
 
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+configfile: os.path.join(WORKFLOW_DIR, "config", "config.yaml")
 
 
 for message in migrate_legacy_keys(config):
     logger.warning(message)
-validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+validate(config, os.path.join(WORKFLOW_DIR, "config", "schema.yaml"))
 try:
     check_config(config)  # every cross-field constraint, before any job runs
 except ValueError as error:

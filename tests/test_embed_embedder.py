@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, embed_shard, padded_tokens, window_starts
+from structure_tokens.embed.embedder import (GPU_ALLOCATION_VARIABLES, Embedder, allocated_gpus, embed_shard,
+                                              padded_tokens, window_starts)
 from structure_tokens.embed.options import WINDOW, EmbedOptions
 from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.resumable import partial_dir
@@ -208,3 +209,29 @@ def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tm
             "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 1}
         assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]
 
+
+@pytest.mark.parametrize("variables", [{"CUDA_VISIBLE_DEVICES": "0"}, {"SLURM_JOB_GPUS": "3"},
+                                       {"SLURM_GPUS_ON_NODE": "1"}])
+def test_a_job_given_a_gpu_never_falls_back_to_the_cpu(tiny_checkpoint, monkeypatch, variables):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # e.g. a CPU-only torch in the job's env
+    for name in GPU_ALLOCATION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    name, value = next(iter(variables.items()))
+    with pytest.raises(RuntimeError, match=rf"model.device is 'auto' and this job was given GPUs \({name}={value}\)"
+                                           r".*cannot use CUDA.*set model.device: cpu"):
+        embedder(tiny_checkpoint)
+    assert embedder(tiny_checkpoint, device="cpu").device.type == "cpu"  # on purpose: allowed
+
+
+def test_without_a_gpu_auto_means_cpu_and_cuda_is_an_error(tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in GPU_ALLOCATION_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")  # "no GPU" as some sites write it
+    monkeypatch.setenv("SLURM_GPUS_ON_NODE", "0")
+    assert allocated_gpus() == {}
+    assert embedder(tiny_checkpoint).device.type == "cpu"
+    with pytest.raises(RuntimeError, match="model.device is 'cuda' and no GPU is visible"):
+        embedder(tiny_checkpoint, device="cuda")

@@ -124,15 +124,19 @@ def write_test_profile(directory: Path, set_resources: dict[str, dict] = RESOURC
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile.update(PROFILE_OVERRIDES)
     for rule, resources in set_resources.items():
-        profile["set-resources"].setdefault(rule, {}).update(resources)
+        current = profile["set-resources"].setdefault(rule, {})
+        if isinstance(current, str):  # a yte expression, e.g. "?gpu_resources()": merge into its value
+            profile["set-resources"][rule] = f"?{{**{current.removeprefix('?')}, **{resources!r}}}"
+        else:
+            current.update(resources)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return directory
 
 
-def environment() -> dict[str, str]:
-    """Jobs inherit this environment (sbatch --export=ALL): this Python, no conda."""
-    env = dict(os.environ, STRUCTURE_TOKENS_SOFTWARE_DEPLOYMENT="none")
+def environment(**variables: str) -> dict[str, str]:
+    """Jobs inherit this environment (sbatch --export=ALL): this Python, no conda, ``variables``."""
+    env = dict(os.environ, STRUCTURE_TOKENS_SOFTWARE_DEPLOYMENT="none", **variables)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     return env
 
@@ -154,13 +158,13 @@ def wait_for(condition: Callable[[], object], what: str, run: Run | None = None,
 class Run:
     """One `snakemake --profile` process in `workdir`, logging to `workdir/snakemake-<n>.log`."""
 
-    def __init__(self, workdir: Path, profile: Path, config: Path, *extra: str):
+    def __init__(self, workdir: Path, profile: Path, config: Path, *extra: str, env: dict[str, str] | None = None):
         self.workdir = workdir
         self.log_path = workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.log')))}.log"
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
                "--directory", str(workdir), "--profile", str(profile), "--configfile", str(config), *extra]
         with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=environment(),
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or environment(),
                                             cwd=workdir)
 
     @property
@@ -257,10 +261,23 @@ def test_every_compute_job_is_a_slurm_job(slurm_run):
 
 def test_embed_jobs_request_a_gpu_on_the_gpu_partition(slurm_run):
     for job in slurm_run.jobs:
-        gpu_requested = "gpu" in job.fields.get("TresPerJob", "")
+        gpu_requested = "gpu" in job.fields.get("TresPerJob", "")  # --gpus=1 (not --gres: TresPerNode)
         assert gpu_requested == (job.rule == "embed"), job.fields
         assert job.fields["Partition"] == ("gpu" if job.rule == "embed" else "cpu"), job.fields
     assert {job.fields["NumCPUs"] for job in slurm_run.jobs if job.rule == "embed"} == {"2"}
+
+
+def test_gres_style_asks_for_the_gpu_with_gres(cluster, tmp_path, tiny_checkpoint):
+    """STRUCTURE_TOKENS_SLURM_GPU_REQUEST=gres: GPU jobs use --gres=gpu:1 instead of --gpus=1."""
+    profile, config = write_test_profile(tmp_path / "profile"), write_test_config(tmp_path, tiny_checkpoint)
+    run = Run(tmp_path, profile, config, "results/embeddings/shard_00000.h5",
+              env=environment(STRUCTURE_TOKENS_SLURM_GPU_REQUEST="gres"))
+    jobs = {job.rule: job for job in submitted_jobs(run.finish())}
+    assert set(jobs) == {"prepare", "embed"}
+    assert "gpu" in jobs["embed"].fields.get("TresPerNode", "") and "gpu" not in jobs["embed"].fields.get(
+        "TresPerJob", ""), jobs["embed"].fields
+    assert jobs["embed"].fields["Partition"] == "gpu"
+    assert "gpu" not in jobs["prepare"].fields.get("TresPerNode", "") + jobs["prepare"].fields.get("TresPerJob", "")
 
 
 def test_slurm_results_equal_local_results(slurm_run, local_results):

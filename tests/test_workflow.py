@@ -241,3 +241,27 @@ def test_a_failed_job_log_ends_with_its_error(tmp_path, tiny_checkpoint):
     assert str(fasta) in lines[failure] and lines[failure + 1] == "Traceback (most recent call last):"
     assert lines[-1].startswith("ValueError: ") and str(fasta) in lines[-1]
 
+
+def test_used_as_a_module_of_another_workflow(run, tmp_path, tiny_checkpoint):
+    """A host workflow imports this one with `module` (as snakedeploy sets it up) and its own config."""
+    write_test_config(tmp_path, tiny_checkpoint)
+    (tmp_path / "Snakefile").write_text(f'''configfile: "config.yaml"
+
+
+module structure_tokens:
+    snakefile:
+        "{REPO / "Snakefile"}"
+    config:
+        config
+
+
+use rule * from structure_tokens as structure_tokens_*
+''')
+    cmd = [sys.executable, "-m", "snakemake", "--directory", str(tmp_path), "--cores", "2"]
+    dry = subprocess.run(cmd + ["-n"], capture_output=True, text=True, cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-5000:]
+    assert "structure_tokens_prepare" in dry.stdout
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-5000:]
+    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json"):
+        assert (tmp_path / "results" / name).read_bytes() == (run / name).read_bytes(), name

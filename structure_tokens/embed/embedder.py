@@ -9,7 +9,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Collection, Iterator, Sequence
+from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import esm
 import h5py
@@ -45,6 +45,44 @@ def window_starts(length: int, overlap: int) -> list[int]:
     return starts + [length - WINDOW]
 
 
+GPU_ALLOCATION_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
+NO_GPU_VALUES = ("", "-1", "NoDevFiles")
+
+
+def allocated_gpus(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The variables by which SLURM (or the user) gave this process GPUs, e.g. ``{"SLURM_JOB_GPUS": "0"}``."""
+    found = {}
+    for name in GPU_ALLOCATION_VARIABLES:
+        value = environ.get(name, "").strip()
+        if value not in NO_GPU_VALUES and not (name == "SLURM_GPUS_ON_NODE" and value == "0"):
+            found[name] = value
+    return found
+
+
+def resolve_device(requested: str) -> torch.device:
+    """The device for ``model.device``: ``auto`` is CUDA when torch can use it, else the CPU.
+
+    A job that was given a GPU never runs on the CPU by accident: with ``auto`` or ``cuda`` and a GPU
+    allocated but unusable by torch (a CPU-only build, a driver too old for the build), this
+    raises with what to do. ``cpu`` always gives the CPU, on purpose.
+    """
+    if requested == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda" if requested == "auto" else requested)
+    gpus = allocated_gpus()
+    if requested == "auto" and not gpus:
+        return torch.device("cpu")
+    build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
+    given = ("this job was given GPUs (" + ", ".join(f"{k}={v}" for k, v in gpus.items()) + ")" if gpus
+             else "no GPU is visible")
+    raise RuntimeError(
+        f"model.device is {requested!r} and {given}, but torch {torch.__version__} ({build}) cannot use CUDA. "
+        "A CPU-only build means the job's env has the wrong torch: rebuild it from envs/embed.yaml (PyPI's "
+        "Linux torch wheel is a CUDA build) or install such a wheel; with a CUDA build, check the node's NVIDIA "
+        "driver (nvidia-smi) against the build's CUDA version. To run on the CPU on purpose, set model.device: cpu.")
+
+
 def padded_tokens(batch: list[Piece]) -> int:
     """Tokens of a padded batch: its size times its longest piece plus BOS and EOS."""
     return len(batch) * (max(len(p.sequence) for p in batch) + 2)
@@ -55,8 +93,7 @@ class Embedder:
 
     def __init__(self, model: torch.nn.Module, alphabet: Any, options: EmbedOptions = EmbedOptions()):
         self.options = options
-        self.device = torch.device("cuda" if options.device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if options.device == "auto" else options.device)
+        self.device = resolve_device(options.device)
         if options.dtype == "auto":
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         else:
