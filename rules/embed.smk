@@ -22,7 +22,8 @@ rule embed:
         shard=f"{OUT}/prepared/shards/{SHARD}.tsv",
         checkpoint=model_checkpoint(),
     output:
-        embeddings_output(f"{OUT}/embeddings/{SHARD}.h5"),
+        embeddings=embeddings_output(f"{OUT}/embeddings/{SHARD}.h5"),
+        throughput=f"{OUT}/job_benchmarks/embed/{SHARD}.json",
     log:
         f"{OUT}/logs/embed/{SHARD}.log",
     benchmark:

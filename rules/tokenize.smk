@@ -32,7 +32,8 @@ else:
             checkpoint=model_checkpoint(),
             codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         output:
-            f"{OUT}/tokens/{SHARD}.h5",
+            tokens=f"{OUT}/tokens/{SHARD}.h5",
+            throughput=f"{OUT}/job_benchmarks/embed_tokenize/{SHARD}.json",
         log:
             f"{OUT}/logs/embed_tokenize/{SHARD}.log",
         benchmark:

@@ -7,9 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.embed.embedder import embed_shard
 from structure_tokens.embed.options import EmbedOptions
+from structure_tokens.formats.atomic import write_json
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
 options = EmbedOptions.from_config(snakemake.params.model)
-stats = embed_shard(snakemake.input.shard, snakemake.input.checkpoint, snakemake.output[0], options)
-log.info("embedded %s", stats)
+out = snakemake.output
+stats = embed_shard(snakemake.input.shard, snakemake.input.checkpoint, out.embeddings, options)
+write_json(out.throughput, stats)  # throughput numbers of this shard, next to its benchmark file

@@ -1,15 +1,37 @@
 #!/usr/bin/env bash
 # Install the pipeline and its test dependencies into .venv (if needed) and run the test suite.
-# Usage: bash tests/run.sh [pytest arguments]
+# Usage: bash tests/run.sh [pytest arguments]     (skip reasons are always shown: -ra)
+#
+# A torch already in the venv (e.g. the CUDA build the Quick start installed) is kept when it is
+# at least MIN_TORCH; only a venv without one gets torch 2.13.0 first, whose wheel here is the CPU
+# build (an unpinned torch would pull several GB of CUDA packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PYTHON" -m venv .venv
+VENV=${STRUCTURE_TOKENS_VENV:-.venv}
+MIN_TORCH=2.6
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-# torch first and pinned: 2.13.0 has a CPU wheel; an unpinned torch pulls several GB of CUDA packages.
-.venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install --quiet -e ".[test,workflow]"
-export PATH="$PWD/.venv/bin:$PATH"
-exec python -m pytest "$@"
+VENV=$(cd "$VENV" && pwd)
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+if found=$("$VENV/bin/python" - "$MIN_TORCH" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    found = version("torch")
+except PackageNotFoundError:
+    sys.exit(1)
+print(found)
+release = tuple(int(part) for part in found.split("+")[0].split(".")[:2])
+sys.exit(0 if release >= tuple(int(part) for part in sys.argv[1].split(".")) else 1)
+PY
+); then
+  echo "tests/run.sh: keeping torch $found in $VENV"
+else
+  "$VENV/bin/python" -m pip install --quiet "torch==${TORCH_VERSION:-2.13.0}"
+fi
+"$VENV/bin/python" -m pip install --quiet -e ".[test,workflow]"
+export PATH="$VENV/bin:$PATH"
+exec "$VENV/bin/python" -m pytest -ra "$@"

@@ -8,8 +8,8 @@ import datetime
 import pytest
 import torch
 
-from structure_tokens.embed.checkpoint import (download_weights, hub_checkpoint_path, load_esm2, regression_path,
-                                               safe_load, write_random_esm2_checkpoint)
+from structure_tokens.embed.checkpoint import (WeightsUnavailableError, download_weights, hub_checkpoint_path,
+                                               load_esm2, regression_path, safe_load, write_random_esm2_checkpoint)
 
 
 def test_random_checkpoint_has_the_released_layout_and_loads(tiny_checkpoint):
@@ -64,8 +64,9 @@ def test_offline_download_says_how_to_supply_weights(tmp_path, monkeypatch):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError, match=r"copying esm2_t6_8M_UR50D.pt and esm2_t6_8M_UR50D-contact-regression.pt "
-                                           r"into .*checkpoints/, or set model.checkpoint"):
+    with pytest.raises(WeightsUnavailableError, match=r"copying esm2_t6_8M_UR50D.pt and "
+                                                      r"esm2_t6_8M_UR50D-contact-regression.pt into .*checkpoints/, "
+                                                      r"or set model.checkpoint"):
         download_weights("esm2_t6_8M_UR50D", tmp_path)
     assert not list((tmp_path / "checkpoints").iterdir())  # no half-written file left
     with pytest.raises(ValueError, match="unknown ESM-2 model 'esm3'"):

@@ -1,6 +1,8 @@
-"""embed_shard on real Swiss-Prot sequences (`../shared/data`): the file matches the shard TSV."""
+"""embed_shard on real Swiss-Prot sequences (tests/data/real): the file matches the shard TSV."""
 
 from __future__ import annotations
+
+import gzip
 
 import numpy as np
 import pytest
@@ -12,11 +14,14 @@ from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
 from structure_tokens.formats.shards import Protein, read_shard, write_shard
 from structure_tokens.inputs.validate import sequence_hash
 
+from conftest import REAL_DATA
+
 
 @pytest.fixture(scope="module")
-def real_proteins(shared_data) -> list[Protein]:
+def real_proteins() -> list[Protein]:
     """Every 4th Swiss-Prot protein plus the longest one (3148 residues: windowed)."""
-    records = list(SeqIO.parse(shared_data / "sequences" / "swissprot_function_subset.fasta", "fasta"))
+    with gzip.open(REAL_DATA / "sequences" / "swissprot_function_subset.fasta.gz", "rt") as handle:
+        records = list(SeqIO.parse(handle, "fasta"))
     longest = max(range(len(records)), key=lambda i: len(records[i]))
     chosen = [records[i] for i in sorted(set(range(0, len(records), 4)) | {longest})]
     proteins = [Protein(r.id.split("|")[1], str(r.seq), sequence_hash(str(r.seq))) for r in chosen]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,8 +25,9 @@ from structure_tokens.evaluation.agreement import (
 )
 from structure_tokens.evaluation.baselines import amino_acid_tokens, handcrafted_tokens, random_tokens
 
-STRUCTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
-SMALL_FILES = [STRUCTURES / "debian_emboss-test" / name for name in ("1ii7.ent", "1fx2.ent")]
+from conftest import REAL_DATA
+
+SMALL_FILES = [REAL_DATA / "structures" / name for name in ("1ii7.ent.gz", "1fx2.ent.gz")]
 
 
 def test_tokens_equal_to_labels_agree_perfectly():
@@ -134,9 +134,6 @@ def test_handcrafted_tokens_are_reproducible_and_one_per_residue():
 
 
 def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
-    missing = [str(p) for p in SMALL_FILES if not p.exists()]
-    if missing:
-        pytest.skip(f"shared structure data absent: {missing}")
     folder = tmp_path / "structures"
     folder.mkdir()
     for source in SMALL_FILES:

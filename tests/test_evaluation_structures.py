@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,18 +19,14 @@ from structure_tokens.evaluation.labels import (
 )
 from structure_tokens.evaluation.structures import StructureError, load_chains, read_structure
 
-STRUCTURES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "structures"
-HEMOGLOBIN = STRUCTURES / "debian_emboss-test" / "2hhb.ent"
-SELENOMET = STRUCTURES / "debian_python-biopython-doc" / "1A8O.cif.gz"  # has MSE residues
-SMALL_PDB_GZ = STRUCTURES / "debian_python-biopython-doc" / "7DDO.pdb.gz"
+from conftest import REAL_DATA
+
+STRUCTURES = REAL_DATA / "structures"
+HEMOGLOBIN = STRUCTURES / "2hhb.ent.gz"
+SELENOMET = STRUCTURES / "1A8O.cif.gz"  # has MSE residues
+SMALL_PDB_GZ = STRUCTURES / "7DDO.pdb.gz"
 SELENOMET_SEQUENCE = "MDIRQGPKEPFRDYVDRFYKTLRAEQASQEVKNWMTETLLVQNANPDCKTILKALGPGATLEEMMTACQG"
 HEMOGLOBIN_ALPHA_START = "VLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHF"
-
-
-def need(*paths: Path) -> None:
-    missing = [str(p) for p in paths if not p.exists()]
-    if missing:
-        pytest.skip(f"shared structure data absent: {missing}")
 
 
 def ideal_backbone(phi: float, psi: float, n: int, omega: float = 180.0) -> np.ndarray:
@@ -89,7 +84,6 @@ def test_short_helical_runs_are_coil_and_chain_breaks_are_undefined():
 
 
 def test_reads_pdb_mmcif_and_gzip_with_sequences_and_chain_ids(tmp_path):
-    need(HEMOGLOBIN, SELENOMET, SMALL_PDB_GZ)
     for source in (HEMOGLOBIN, SELENOMET, SMALL_PDB_GZ):
         shutil.copy(source, tmp_path / source.name)
     (tmp_path / "notes.txt").write_text("not a structure\n")
@@ -100,7 +94,7 @@ def test_reads_pdb_mmcif_and_gzip_with_sequences_and_chain_ids(tmp_path):
     assert any(chain_id.startswith("7DDO_") for chain_id in by_id)
     alpha = by_id["2hhb_A"]
     assert alpha.sequence.startswith(HEMOGLOBIN_ALPHA_START) and len(alpha) == 141
-    assert alpha.source == tmp_path / "2hhb.ent"
+    assert alpha.source == tmp_path / "2hhb.ent.gz"
     # the four selenomethionines (MSE) are mapped to M, not dropped
     assert by_id["1A8O_A"].sequence == SELENOMET_SEQUENCE
     for chain in chains:
@@ -110,7 +104,6 @@ def test_reads_pdb_mmcif_and_gzip_with_sequences_and_chain_ids(tmp_path):
 
 
 def test_unparsable_file_is_named_or_skipped_with_reason(tmp_path):
-    need(HEMOGLOBIN)
     shutil.copy(HEMOGLOBIN, tmp_path / HEMOGLOBIN.name)
     broken = tmp_path / "broken.cif"
     broken.write_text("data_x\nloop_\n_atom_site.id\n_atom_site.type_symbol\n1\n")
@@ -122,14 +115,12 @@ def test_unparsable_file_is_named_or_skipped_with_reason(tmp_path):
 
 
 def test_short_chains_are_skipped_with_reason():
-    need(HEMOGLOBIN)
     chains, skipped = read_structure(HEMOGLOBIN, min_length=142)
     assert [chain.chain_id for chain in chains] == ["2hhb_B", "2hhb_D"]  # beta chains: 146 residues
     assert len(skipped) == 2 and all("(< 142)" in reason for reason in skipped)
 
 
 def test_labels_align_with_sequence_on_real_chain():
-    need(HEMOGLOBIN)
     alpha = read_structure(HEMOGLOBIN)[0][0]
     labels = compute_labels(alpha, ss_method="phi_psi")
     assert {len(values) for values in labels.values()} == {len(alpha)}
@@ -147,7 +138,6 @@ def test_labels_align_with_sequence_on_real_chain():
 
 @pytest.mark.skipif(not dssp_available(), reason="mkdssp is not on PATH")
 def test_dssp_agrees_with_dihedral_rule_and_covers_selenomethionine():
-    need(HEMOGLOBIN, SELENOMET)
     alpha = read_structure(HEMOGLOBIN)[0][0]
     dssp = secondary_structure_dssp(alpha)
     rule = compute_labels(alpha, ss_method="phi_psi")["ss"]

@@ -13,13 +13,11 @@ import pytest
 from structure_tokens.codebook.sample import is_heldout
 from structure_tokens.formats.tokens import TokenShard
 
-from conftest import run_snakemake, write_test_config
+from conftest import REAL_DATA, run_snakemake, write_test_config
 
 K = 16  # tests/data/workflow_config.yaml
 
-STRUCTURE_FILES = ("debian_python-biopython-doc/1A8O.cif.gz", "debian_python-biopython-doc/4CUP.cif.gz",
-                   "debian_python-biopython-doc/4ZHL.cif.gz", "debian_emboss-test/1fx2.ent",
-                   "debian_emboss-test/2hhb.ent")
+STRUCTURE_FILES = ("1A8O.cif.gz", "4CUP.cif.gz", "4ZHL.cif.gz", "1fx2.ent.gz", "2hhb.ent.gz")
 MODEL = "esm2_t2_32_tiny_random"  # the stem of the tiny_checkpoint fixture
 METHODS = {"esm_kmeans", "amino_acid", "random", "handcrafted_6d"}
 
@@ -27,13 +25,13 @@ pytestmark = pytest.mark.workflow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_checkpoint, shared_data):
+def run(tmp_path_factory, tiny_checkpoint):
     """The workflow with `evaluation.structures` set to copies of a few shared structure files."""
     workdir = tmp_path_factory.mktemp("evaluation")
     structures = workdir / "structures"
     structures.mkdir()
     for name in STRUCTURE_FILES:
-        shutil.copy(shared_data / "structures" / name, structures)
+        shutil.copy(REAL_DATA / "structures" / name, structures)
     evaluation = {"structures": str(structures), "min_chain_length": 20, "track_chains": 3,
                   "secondary_structure": "auto", "seed_stability": True}
     config = write_test_config(workdir, tiny_checkpoint, evaluation=evaluation)

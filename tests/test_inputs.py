@@ -16,7 +16,7 @@ from structure_tokens.inputs.readers import open_source, read_demo, read_fasta, 
 from structure_tokens.inputs.validate import sequence_hash
 from structure_tokens.inputs.validate import check_id, clean_sequence
 
-from conftest import REPO
+from conftest import REAL_DATA, REPO
 
 FIXTURES = REPO / "tests" / "data" / "inputs"
 
@@ -217,16 +217,16 @@ def test_open_source_errors():
         open_source("fasta")
 
 
-def test_real_uniprot_and_fasta_files(shared_data, tmp_path):
-    sequences = shared_data / "sequences"
-    emboss = list(read_uniprot(sequences / "emboss_test_swissprot_seq.dat"))
+def test_real_uniprot_and_fasta_files(tmp_path):
+    sequences = REAL_DATA / "sequences"
+    emboss = list(read_uniprot(sequences / "emboss_test_swissprot_seq.dat.gz"))
     assert len(emboss) == 100 and all(r.sequence for r in emboss)
     biopython = [r for f in sorted((sequences / "biopython_tests_swissprot").glob("[A-Z]*.txt*"))
                  for r in read_uniprot(f)]
     assert len(biopython) >= 10 and all(r.input_id and r.sequence for r in biopython)
-    subset = list(read_fasta(sequences / "swissprot_function_subset.fasta"))
+    subset = list(read_fasta(sequences / "swissprot_function_subset.fasta.gz"))
     assert len(subset) == 128
-    records = list(itertools.islice(read_fasta(sequences / "mmseqs2_examples_DB.fasta.gz"), 2000))
+    records = list(itertools.islice(read_fasta(sequences / "mmseqs2_examples_DB_first2000.fasta.gz"), 2000))
     assert records[0].input_id == "W0FSK4"
     summary, manifest = run_prepare(iter(records), tmp_path, shard_size=500)
     assert len(manifest) == 2000 and summary["n_shards"] == -(-summary["n_proteins"] // 500)

@@ -17,7 +17,7 @@ from structure_tokens.inputs.readers import open_source, read_fasta, read_protei
 from structure_tokens.inputs.readers import protein_name
 from structure_tokens.inputs.validate import clean_sequence
 
-from conftest import REPO
+from conftest import REAL_DATA, REPO
 
 FIXTURES = REPO / "tests" / "data" / "inputs"
 DEMO = resources.files("structure_tokens.data") / "demo_swissprot.dat.gz"
@@ -36,8 +36,8 @@ def test_protein_name_of_current_trembl_and_old_de_lines(description, name):
     assert protein_name(description) == name
 
 
-def test_real_flat_files_give_names_for_every_de_style(shared_data):
-    folder = shared_data / "sequences" / "biopython_tests_swissprot"
+def test_real_flat_files_give_names_for_every_de_style():
+    folder = REAL_DATA / "sequences" / "biopython_tests_swissprot"
     names = {r.input_id: r.description for f in ("F2CXE6.txt", "sp012", "sp016.gz") for r in read_uniprot(folder / f)}
     assert names == {"F2CXE6": "Plasma membrane intrinsic protein", "Q9Y736": "UBIQUITIN",
                      "P01100": "Proto-oncogene protein c-fos"}
@@ -110,9 +110,9 @@ def load_make_demo():
     return module
 
 
-def test_demo_file_is_reproduced_by_make_demo(shared_data, tmp_path):
+def test_demo_file_is_reproduced_by_make_demo(tmp_path):
     derived = tmp_path / "demo.dat.gz"
-    assert load_make_demo().derive(shared_data / "sequences" / "emboss_test_swissprot_seq.dat", derived) == 100
+    assert load_make_demo().derive(REAL_DATA / "sequences" / "emboss_test_swissprot_seq.dat.gz", derived) == 100
     assert derived.read_bytes() == DEMO.read_bytes()
     assert {line[:2] for line in DEMO_TEXT.splitlines()} <= {"ID", "AC", "DE", "GN", "OS", "OX", "CC", "SQ", "  ", "//"}
 

@@ -162,7 +162,7 @@ class Run:
         self.workdir = workdir
         self.log_path = workdir / f"snakemake-{len(list(workdir.glob('snakemake-*.log')))}.log"
         cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--profile", str(profile), "--configfile", str(config), *extra]
+               "--directory", str(workdir), *extra, "--profile", str(profile), "--configfile", str(config)]
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or environment(),
                                             cwd=workdir)
@@ -270,14 +270,15 @@ def test_embed_jobs_request_a_gpu_on_the_gpu_partition(slurm_run):
 def test_gres_style_asks_for_the_gpu_with_gres(cluster, tmp_path, tiny_checkpoint):
     """STRUCTURE_TOKENS_SLURM_GPU_REQUEST=gres: GPU jobs use --gres=gpu:1 instead of --gpus=1."""
     profile, config = write_test_profile(tmp_path / "profile"), write_test_config(tmp_path, tiny_checkpoint)
-    run = Run(tmp_path, profile, config, "results/embeddings/shard_00000.h5",
-              env=environment(STRUCTURE_TOKENS_SLURM_GPU_REQUEST="gres"))
-    jobs = {job.rule: job for job in submitted_jobs(run.finish())}
-    assert set(jobs) == {"prepare", "embed"}
-    assert "gpu" in jobs["embed"].fields.get("TresPerNode", "") and "gpu" not in jobs["embed"].fields.get(
-        "TresPerJob", ""), jobs["embed"].fields
-    assert jobs["embed"].fields["Partition"] == "gpu"
-    assert "gpu" not in jobs["prepare"].fields.get("TresPerNode", "") + jobs["prepare"].fields.get("TresPerJob", "")
+    env = environment(STRUCTURE_TOKENS_SLURM_GPU_REQUEST="gres")
+    jobs = submitted_jobs(Run(tmp_path, profile, config, "--until", "prepare", env=env).finish())
+    targets = [f"results/embeddings/shard_{shard}.h5" for shard in SHARDS]  # known once `prepare` has run
+    jobs += submitted_jobs(Run(tmp_path, profile, config, *targets, env=env).finish())
+    assert sorted(job.rule for job in jobs) == ["embed"] * len(SHARDS) + ["prepare"]
+    for job in jobs:
+        per_node, per_job = job.fields.get("TresPerNode", ""), job.fields.get("TresPerJob", "")
+        assert ("gpu" in per_node) == (job.rule == "embed") and "gpu" not in per_job, job.fields
+        assert job.fields["Partition"] == ("gpu" if job.rule == "embed" else "cpu")
 
 
 def test_slurm_results_equal_local_results(slurm_run, local_results):

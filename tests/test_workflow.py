@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -70,6 +71,18 @@ def test_embeddings_match_residue_counts(run):
             block = emb.protein(0)
             assert block.dtype == np.float16 and block.shape[1] == emb.dim
             assert np.isfinite(block).all() and block.astype(np.float32).std() > 0
+
+
+def test_embed_jobs_log_progress_and_write_their_throughput(run):
+    for shard in json.loads((run / "prepared/prepare_summary.json").read_text())["shards"]:
+        log = (run / f"logs/embed/{shard}.log").read_text()
+        lines = re.findall(rf"{shard}: (\d+)/(\d+) proteins, (\d+)/(\d+) residues \(\d+%\), \d+ residues/s, "
+                           r"padding \d+\.\d%, batch budget \d+ tokens, ETA \S+", log)
+        assert lines and lines[-1][0] == lines[-1][1] and lines[-1][2] == lines[-1][3]  # the last line: all done
+        throughput = json.loads((run / f"job_benchmarks/embed/{shard}.json").read_text())
+        assert throughput["residues"] == int(lines[-1][3]) and throughput["residues_per_s"] > 0
+        assert 0 <= throughput["padding_fraction"] < 0.5 and throughput["device"] == "cpu"
+        assert throughput["progress"][-1]["residues"] == throughput["residues"]
 
 
 def test_codebook_and_tokens(run):
@@ -265,3 +278,20 @@ use rule * from structure_tokens as structure_tokens_*
     assert done.returncode == 0, done.stderr[-5000:]
     for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json"):
         assert (tmp_path / "results" / name).read_bytes() == (run / name).read_bytes(), name
+
+
+def test_offline_model_download_prints_the_advice_without_a_traceback(tmp_path, tiny_checkpoint):
+    """No network (this machine has none to fbaipublicfiles): fetch_model fails with what to do, nothing else."""
+    config = write_test_config(tmp_path, tiny_checkpoint)
+    settings = yaml.safe_load(config.read_text())
+    settings["model"] = {"name": "esm2_t6_8M_UR50D", "checkpoint": None, "cache_dir": str(tmp_path / "models")}
+    config.write_text(yaml.safe_dump(settings))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(config), "--cores", "1", "--until", "fetch_model"]
+    env = dict(os.environ, HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")  # surely offline
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    log = (tmp_path / "results/logs/fetch_model.log").read_text()
+    assert "ERROR structure_tokens: could not download ESM-2 weights for esm2_t6_8M_UR50D" in log.splitlines()[-2]
+    assert "Supply them by copying esm2_t6_8M_UR50D.pt" in log and "Traceback" not in log
+    assert "Traceback" not in result.stdout + result.stderr

@@ -19,8 +19,11 @@ OUT = Path(__file__).resolve().parents[1] / "structure_tokens" / "data" / "demo_
 
 
 def derive(source: str | os.PathLike, out: str | os.PathLike = OUT) -> int:
-    """Write the reduced, compressed copy of the flat file ``source`` to ``out``; return its entry count."""
-    lines = [line for line in Path(source).read_text().splitlines(keepends=True) if line[:2] in KEPT_LINE_TYPES]
+    """Write the reduced, compressed copy of the flat file ``source`` (plain or .gz) to ``out``; return its
+    entry count."""
+    raw = Path(source).read_bytes()
+    text = (gzip.decompress(raw) if str(source).endswith(".gz") else raw).decode()
+    lines = [line for line in text.splitlines(keepends=True) if line[:2] in KEPT_LINE_TYPES]
     with atomic_output(out) as tmp, open(tmp, "wb") as raw:
         # a fixed name and mtime=0 keep the gzip header, and so the file, reproducible
         with gzip.GzipFile(filename=OUT.name, mode="wb", fileobj=raw, compresslevel=9, mtime=0) as handle:

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from structure_tokens.codebook.assign import mean_squared_error
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import write_json
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.tokens import TokenShard
 
@@ -164,6 +164,5 @@ def write_codebook_summary(
         **{key: training.get(key) for key in ("inertia", "train_mse", "heldout_mse", "n_train", "n_heldout")},
         "examples": examples(token_h5s[0]) if token_h5s else [],
     }
-    with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out_json, summary)
     return summary

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 from structure_tokens.codebook.assign import assign, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.sample import sample_residues
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import write_json
 from structure_tokens.formats.codebook import Codebook
 
 
@@ -46,6 +44,5 @@ def train_codebook_from_shards(
         "codebook_sha256": codebook.sha256,
     }
     codebook.save(out_npz)
-    with atomic_output(out_json) as tmp:
-        Path(tmp).write_text(json.dumps(training, indent=2) + "\n")
+    write_json(out_json, training)
     return codebook

@@ -87,8 +87,15 @@ def hub_checkpoint_path(model_name: str, cache_dir: str | os.PathLike) -> Path:
     return Path(cache_dir) / "checkpoints" / f"{model_name}.pt"
 
 
+class WeightsUnavailableError(RuntimeError):
+    """The weights could not be downloaded; the message says how to supply them instead."""
+
+
 def download_weights(model_name: str, cache_dir: str | os.PathLike) -> Path:
-    """Download a released ESM-2 model and its contact regression into the cache (once)."""
+    """Download a released ESM-2 model and its contact regression into the cache (once).
+
+    Raises :class:`WeightsUnavailableError` (offline, blocked) with what to do instead.
+    """
     if model_name not in ESM2_MODELS:
         raise ValueError(f"unknown ESM-2 model {model_name!r}; expected one of {ESM2_MODELS}")
     path = hub_checkpoint_path(model_name, cache_dir)
@@ -102,7 +109,7 @@ def download_weights(model_name: str, cache_dir: str | os.PathLike) -> Path:
             with atomic_output(target) as tmp:
                 torch.hub.download_url_to_file(url, str(tmp), progress=False)
         except Exception as error:
-            raise RuntimeError(
+            raise WeightsUnavailableError(
                 f"could not download ESM-2 weights for {model_name} ({error}). Supply them by copying "
                 f"{model_name}.pt and {model_name}-contact-regression.pt into {path.parent}/, or set "
                 "model.checkpoint in the config to a local .pt file in the fair-esm format."

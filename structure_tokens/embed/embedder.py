@@ -7,8 +7,8 @@ import datetime
 import hashlib
 import logging
 import os
-import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Collection, Iterator, Mapping, Sequence
 
 import esm
@@ -19,6 +19,7 @@ import torch
 from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions
+from structure_tokens.embed.progress import ShardProgress
 from structure_tokens.formats.embeddings import EmbeddingWriter
 from structure_tokens.formats.shards import Protein, read_shard
 
@@ -111,6 +112,7 @@ class Embedder:
                              else min(options.token_budget, CPU_TOKEN_BUDGET))
         self.max_batch_tokens = self.token_budget
         self.skipped: list[int] = []
+        self.tokens_run = self.real_tokens_run = 0  # tokens of the forward passes, and those not padding
 
     def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
         """What is run through the model: whole proteins, or windows / truncations of long ones."""
@@ -146,6 +148,8 @@ class Embedder:
         (and write earlier results) while this one computes. On CPU everything is already done.
         """
         _, _, tokens = self.converter([(str(i), p.sequence) for i, p in enumerate(batch)])
+        self.tokens_run += tokens.numel()
+        self.real_tokens_run += sum(len(p.sequence) + 2 for p in batch)
         out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
         representations = out["representations"][self.layer].to(torch.float16)
         if self.device.type != "cuda":
@@ -310,12 +314,21 @@ def resume_keys(proteins: Sequence[Protein], plan: Plan) -> list[tuple[str, str,
     return [(p.id, p.sequence_hash, fingerprints.get(i, "")) for i, p in enumerate(proteins)]
 
 
+def shard_progress(shard_tsv: str | os.PathLike, embedder: Embedder, proteins: Sequence[Protein], plan: Plan,
+                   done: Collection[int]) -> ShardProgress:
+    """Progress over the proteins of ``plan`` that are not ``done``, named after the shard."""
+    todo = [i for i in range(len(proteins)) if i not in done and i not in plan.skipped]
+    return ShardProgress(Path(shard_tsv).stem, embedder, n_proteins=len(todo),
+                         n_residues=sum(proteins[i].length for i in todo), log=log)
+
+
 def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out_h5: str | os.PathLike,
                 options: EmbedOptions = EmbedOptions(), log: logging.Logger = log) -> dict[str, Any]:
     """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished.
 
-    Proteins left out by ``long_policy: skip`` are listed in the file's ``skipped_ids`` attribute
-    (``;``-joined) and in the returned stats.
+    Progress is logged at a bounded rate (:mod:`structure_tokens.embed.progress`). Proteins left
+    out by ``long_policy: skip`` are listed in the file's ``skipped_ids`` attribute (``;``-joined)
+    and in the returned stats, which also hold the shard's throughput numbers.
     """
     proteins = read_shard(shard_tsv)
     model, alphabet, model_name = load_esm2(checkpoint)
@@ -327,22 +340,13 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
         done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
         if done:
             log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(done))
-        start = time.perf_counter()
-        residues = embedded = 0
+        progress = shard_progress(shard_tsv, embedder, proteins, plan, done)
         for finished in embedder.embed_batches(proteins, plan, done):
             for index, embedding in finished:
                 writer.add(proteins[index].id, embedding)
-                residues += proteins[index].length
-                embedded += 1
-        seconds = time.perf_counter() - start
+            progress.add(len(finished), sum(proteins[index].length for index, _ in finished))
         skipped = [proteins[i].id for i in plan.skipped]
         if skipped:
             writer.attrs["skipped_ids"] = ";".join(skipped)
-    stats = {"shard": os.path.basename(shard_tsv), "n_proteins": len(proteins),
-             "embedded_now": embedded, "resumed": len(done),
-             "skipped_ids": skipped, "n_residues": residues, "seconds": round(seconds, 3),
-             "residues_per_s": round(residues / seconds, 1) if seconds else None,
-             "device": str(embedder.device), "dtype": attrs["compute_dtype"], "oom_splits": embedder.oom_splits}
-    log.info("%s: %d residues in %.1f s (%s residues/s) on %s, %s", out_h5, residues, seconds,
-             stats["residues_per_s"], stats["device"], stats["dtype"])
-    return stats
+    return {"n_proteins": len(proteins), "embedded_now": progress.proteins, "resumed": len(done),
+            "skipped_ids": skipped, "n_residues": progress.residues, **progress.finish()}

@@ -9,7 +9,6 @@ token-track figure is drawn by :func:`structure_tokens.report.plots.plot_token_t
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -30,7 +29,7 @@ from structure_tokens.evaluation.labels import (
     secondary_structure_method,
 )
 from structure_tokens.evaluation.structures import Chain, load_chains
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output, write_json
 from structure_tokens.formats.vocab import AMINO_ACIDS
 
 TokenFn = Callable[[list[str]], Sequence[np.ndarray]]
@@ -148,5 +147,4 @@ def write_structure_evaluation(evaluation: StructureEvaluation, out_tsv: str | o
     """The metric table as TSV and the summary as JSON, each written atomically."""
     with atomic_output(out_tsv) as tmp:
         evaluation.table.to_csv(tmp, sep="\t", float_format="%.6g")
-    with atomic_output(out_json) as tmp:
-        tmp.write_text(json.dumps(evaluation.summary, indent=2) + "\n")
+    write_json(out_json, evaluation.summary)

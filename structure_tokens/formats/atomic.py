@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -30,3 +31,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_json(path: str | os.PathLike, content: object) -> None:
+    """``content`` as indented JSON (and a final newline), written atomically."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(content, indent=2) + "\n")

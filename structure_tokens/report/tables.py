@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import html
-import json
 import os
 from typing import Any, Mapping
 
@@ -12,7 +11,7 @@ import pandas as pd
 
 from structure_tokens.codebook.metrics import TINY_CODE_FRACTION
 from structure_tokens.embed.options import is_test_model
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output, write_json
 from structure_tokens.report.summary import format_value
 
 AGREEMENT_METRICS = {
@@ -86,8 +85,7 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
 def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, out_tsv: str | os.PathLike,
                           out_html: str | os.PathLike) -> None:
     """Write the metrics as JSON and the headline table as TSV and HTML (for the report), atomically."""
-    with atomic_output(out_json) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_json(out_json, metrics)
     table = metrics_table(metrics)
     with atomic_output(out_tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)

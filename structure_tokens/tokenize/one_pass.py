@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,7 @@ import torch
 
 from structure_tokens.codebook.assign import assign_torch
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys
+from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys, shard_progress
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import read_shard
@@ -46,8 +44,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
         done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
         if done:
             log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(done))
-        start = time.perf_counter()
-        residues = tokenized = 0
+        progress = shard_progress(shard_tsv, embedder, proteins, plan, done)
         for finished in embedder.embed_batches(proteins, plan, done):
             if not finished:
                 continue  # a batch of windows of proteins that are not complete yet
@@ -56,13 +53,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
             flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
             for (index, _), tokens in zip(finished, np.split(flat, np.cumsum([len(e) for _, e in finished])[:-1])):
                 writer.add(proteins[index].id, tokens)
-            residues += len(flat)
-            tokenized += len(finished)
+            progress.add(len(finished), len(flat))
         writer.skipped_ids = [proteins[i].id for i in plan.skipped]
-    seconds = time.perf_counter() - start
-    stats = {"shard": Path(shard_tsv).stem, "n_proteins": len(proteins),
-             "tokenized_now": tokenized, "resumed": len(done),
-             "n_residues": residues, "skipped_ids": writer.skipped_ids, "seconds": round(seconds, 3),
-             "device": str(embedder.device)}
-    log.info("%s", stats)
-    return stats
+    return {"n_proteins": len(proteins), "tokenized_now": progress.proteins, "resumed": len(done),
+            "n_residues": progress.residues, "skipped_ids": writer.skipped_ids, **progress.finish()}
