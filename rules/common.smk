@@ -85,6 +85,14 @@ if workflow.is_main_process:
     mark_damaged_files_outdated()
 
 
+def throughput_files(wildcards=None):
+    """The per-shard throughput JSON files of every embedding job of the run."""
+    files = expand(f"{OUT}/job_benchmarks/embed/{SHARD}.json", shard=embedded_shard_ids())
+    if not KEEP_EMBEDDINGS:
+        files += expand(f"{OUT}/job_benchmarks/embed_tokenize/{SHARD}.json", shard=shard_ids())
+    return files
+
+
 def embeddings_output(path):
     """Embeddings are a kept output, or `temp()` when `keep_embeddings: false`."""
     return path if KEEP_EMBEDDINGS else temp(path)

@@ -8,6 +8,7 @@ rule report:
         summary=f"{OUT}/codebook_summary_K{K}.json",
         training=f"{OUT}/codebook/training_K{K}.json",
         prepared=f"{OUT}/prepared/prepare_summary.json",
+        throughput=throughput_files,
     output:
         pca=report(
             f"{OUT}/report/clustering_pca.png",
@@ -20,6 +21,18 @@ rule report:
             caption="../docs/report/token_usage.rst",
             category="1. Codebook",
             labels={"figure": "code usage"},
+        ),
+        run_summary=report(
+            f"{OUT}/report/run_summary.html",
+            caption="../docs/report/run_summary.rst",
+            category="0. Run",
+            labels={"page": "run summary"},
+        ),
+        throughput=report(
+            f"{OUT}/report/throughput.png",
+            caption="../docs/report/throughput.rst",
+            category="0. Run",
+            labels={"page": "throughput per shard"},
         ),
         summary=f"{OUT}/report/summary.md",
     log:
@@ -34,5 +47,6 @@ rule report:
     params:
         report=config["report"],
         seed=config["codebook"]["seed"],
+        benchmarks=f"{OUT}/job_benchmarks",
     script:
         "../scripts/report.py"

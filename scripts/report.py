@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `report`: figures and summary.md."""
+"""Snakemake entry point of rule `report`: figures, the run summary page and summary.md."""
 
 import json
 import sys
@@ -9,23 +9,47 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 from structure_tokens.evaluation.projection import pca_projection
 from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
+from structure_tokens.report.run_summary import (
+    input_tables,
+    load_throughput,
+    plot_throughput,
+    rule_times,
+    throughput_table,
+)
 from structure_tokens.report.summary import write_summary_md
+from structure_tokens.report.tables import write_html_tables
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 options = ReportOptions.from_config(params.report)
 summary = json.loads(Path(inp.summary).read_text())
+prepared = json.loads(Path(inp.prepared).read_text())
+model_name, layer = summary["model_name"], summary["layer"]
 projection = pca_projection(
     list(inp.embeddings), list(inp.embedded_tokens), n_residues=options.pca_residues, seed=params.seed
 )
 plot_pca(projection, out.pca)
-plot_token_usage(list(inp.tokens), summary["k"], out.usage)
+plot_token_usage(list(inp.tokens), summary["k"], out.usage, model_name=model_name, layer=layer)
+throughput = load_throughput(inp.throughput)
+plot_throughput(throughput, model_name, out.throughput)
+write_html_tables(
+    out.run_summary,
+    "Run summary",
+    model_name,
+    {
+        **input_tables(prepared),
+        "time per rule (jobs finished before this report; Snakemake benchmark files)": rule_times(
+            params.benchmarks
+        ),
+        "embedding throughput per shard": throughput_table(throughput),
+    },
+)
 write_summary_md(
     out.summary,
-    prepare_summary=json.loads(Path(inp.prepared).read_text()),
+    prepare_summary=prepared,
     codebook_summary=summary,
     training=json.loads(Path(inp.training).read_text()),
-    files={"figures": [out.pca, out.usage]},
+    files={"figures": [out.pca, out.usage, out.throughput], "pages": [out.run_summary]},
 )
 log.info("report written to %s", out.summary)

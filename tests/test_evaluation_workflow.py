@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
+from html.parser import HTMLParser
 
 import numpy as np
 import pandas as pd
@@ -107,3 +110,63 @@ def test_html_report_shows_every_figure_and_table(run):
                  f"heldout_metrics_K{K}.html"):
         assert name in page, name
     assert MODEL in page and "randomly initialised test checkpoint" in page
+
+
+class Tables(HTMLParser):
+    """The tables of an HTML page: per table, its header rows (lists of <th> texts) and cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._row, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append({"header_rows": [], "cells": []})
+        elif tag == "tr":
+            self._row = []
+        elif tag in ("th", "td"):
+            self._cell = [tag, ""]
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell[1] += data
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._cell is not None:
+            self._row.append(tuple(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if all(kind == "th" for kind, _ in self._row):
+                self.tables[-1]["header_rows"].append([text.strip() for _, text in self._row])
+            self.tables[-1]["cells"] += [text.strip() for _, text in self._row]
+            self._row = None
+
+
+def embedded_pages(report_html: str) -> dict[str, str]:
+    """The HTML pages the Snakemake report embeds, by file name."""
+    return {name: base64.b64decode(data).decode() for name, data in
+            re.findall(r"data:text/html;charset=utf8;filename=([^;]+);base64,([A-Za-z0-9+/=]+)", report_html)}
+
+
+def test_report_pages_have_the_manifest_summary_and_no_empty_header_rows(run):
+    config = run.parent / "config.yaml"
+    run_snakemake(run.parent, "--configfile", str(config), "--report", "report.html")
+    pages = embedded_pages((run.parent / "report.html").read_text())
+    assert {"run_summary.html", f"agreement_K{K}.html", f"heldout_metrics_K{K}.html"} <= set(pages)
+    for name, page in pages.items():
+        parser = Tables()
+        parser.feed(page)
+        assert parser.tables, name
+        for table in parser.tables:
+            assert len(table["header_rows"]) == 1 and all(table["header_rows"][0]), (name, table["header_rows"])
+    summary = Tables()
+    summary.feed(pages["run_summary.html"])
+    statuses = next(t for t in summary.tables if t["header_rows"][0] == ["status", "records"])
+    prepared = json.loads((run / "prepared/prepare_summary.json").read_text())
+    assert statuses["cells"][2:] == [str(x) for item in sorted(prepared["status_counts"].items()) for x in item]
+    rules = next(t for t in summary.tables if t["header_rows"][0][:2] == ["rule", "jobs"])
+    assert "embed" in rules["cells"] and "train_codebook" in rules["cells"]
+    home = (run.parent / "report.html").read_text()
+    assert "esm2_t2_32_tiny_random</code>" in home or MODEL in home
+    assert "layer 2" in home and "layer -1" not in home  # the resolved layer of the 2-layer test model
+    assert "border:2px solid #d39e00" in home  # the random-weights warning stands out

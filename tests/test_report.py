@@ -48,7 +48,7 @@ def test_codebook_summary_counts_every_tokenized_residue(summary, tokenized):  #
 def test_figures_are_pngs(tokenized, tmp_path):  # noqa: F811
     pca, usage = tmp_path / "report/clustering_pca.png", tmp_path / "report/token_usage.png"
     plot_pca(pca_projection(tokenized["embeddings"], tokenized["tokens"], n_residues=150, seed=0), pca)
-    plot_token_usage(tokenized["tokens"], N_BLOBS, usage)
+    plot_token_usage(tokenized["tokens"], N_BLOBS, usage, model_name="esm2_tiny_random", layer=2)
     for path in (pca, usage):
         assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
 

@@ -43,7 +43,8 @@ ENVS = {
                  "structures (mkdssp from dssp)",
                  ["dssp=4.4"], ["biopython", "fair-esm", "h5py", "matplotlib", "numpy", "pandas", "scikit-learn",
                                 "torch"]),
-    "report": ("rule report: figures and summary", [], ["h5py", "matplotlib", "numpy", "scikit-learn"]),
+    "report": ("rule report: figures, run summary page and summary.md", [],
+               ["h5py", "matplotlib", "numpy", "pandas", "scikit-learn"]),
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -33,9 +32,10 @@ def sample_tokenized_residues(embedding_paths: Sequence[str | os.PathLike], toke
     if len(embedding_paths) != len(token_h5s) or not embedding_paths:
         raise ValueError(f"need matching, non-empty embedding and token lists, got "
                          f"{len(embedding_paths)} and {len(token_h5s)}")
-    quota = math.ceil(n_residues / len(embedding_paths))
+    quotas = [n_residues // len(embedding_paths) + (i < n_residues % len(embedding_paths))
+              for i in range(len(embedding_paths))]  # exactly n_residues in all
     embeddings, tokens = [], []
-    for position, (embedding_h5, token_h5) in enumerate(zip(embedding_paths, token_h5s)):
+    for position, (embedding_h5, token_h5, quota) in enumerate(zip(embedding_paths, token_h5s, quotas)):
         with EmbeddingShard(embedding_h5) as shard, TokenShard(token_h5) as token_shard:
             if list(shard.ids) != token_shard.ids:
                 raise ValueError(f"{token_h5} does not hold the proteins of {embedding_h5} in the same order")

@@ -42,7 +42,8 @@ def plot_pca(projection: Projection, out_png: str | os.PathLike) -> None:
     save_figure(fig, out_png)
 
 
-def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: str | os.PathLike) -> None:
+def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: str | os.PathLike, *,
+                     model_name: str, layer: int) -> None:
     """Left: residues per code, sorted by frequency; right: distinct tokens per protein."""
     counts, distinct_histogram = token_statistics(token_h5s, k)
     fig, (usage_ax, unique_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -64,5 +65,6 @@ def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: st
     unique_ax.set_ylabel("proteins")
     unique_ax.set_title(f"Distinct tokens per protein ({distinct_histogram.sum()} proteins, "
                         f"median {distinct['median'] or 0:.0f})")
+    fig.suptitle(f"{model_name}, layer {layer}, K={k}", fontsize=10)
     fig.tight_layout()
     save_figure(fig, out_png)

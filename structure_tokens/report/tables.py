@@ -43,7 +43,11 @@ def write_html_tables(path: str | os.PathLike, title: str, model_name: str,
     body = [f"<h2>{html.escape(title)}</h2>", model_banner(model_name)]
     for heading, frame in sections.items():
         body.append(f"<h3>{html.escape(heading)}</h3>")
-        body.append(frame.to_html(float_format=lambda value: f"{value:.4g}", border=0, na_rep="n/a"))
+        # a named index becomes the first column (pandas would give it a second, mostly empty header
+        # row); an unnamed one is only row numbers and is left out
+        if any(name is not None for name in frame.index.names):
+            frame = frame.reset_index()
+        body.append(frame.to_html(float_format=lambda value: f"{value:.4g}", border=0, na_rep="n/a", index=False))
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
     with atomic_output(path) as tmp:

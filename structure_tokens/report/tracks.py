@@ -25,8 +25,18 @@ def _ss_colours(codes: Sequence[float]) -> np.ndarray:
     return np.array([to_rgba(UNDEFINED_COLOUR if np.isnan(c) else SS_COLOURS[SS_STATES[int(c)]]) for c in codes])
 
 
+def distinct_chains(chains: Sequence, n: int) -> list[int]:
+    """Indices of the first ``n`` chains with a sequence not seen before (homo-oligomers show once)."""
+    seen, chosen = set(), []
+    for i, chain in enumerate(chains):
+        if chain.sequence not in seen and len(chosen) < n:
+            seen.add(chain.sequence)
+            chosen.append(i)
+    return chosen
+
+
 def plot_token_tracks(path: str | os.PathLike, evaluation: StructureEvaluation, *, n_shown: int = 4) -> None:
-    """PNG of the first ``n_shown`` chains: secondary structure above the ESM and hand-crafted tokens,
+    """PNG of the first ``n_shown`` distinct chains: secondary structure above the ESM and hand-crafted tokens,
     each coloured by the token's majority secondary structure (over all chains), then the ESM token ids."""
     summary, chains, ss = evaluation.summary, evaluation.chains, evaluation.ss
     k, ss_method, model_name = summary["k"], summary["secondary_structure_method"], summary["model_name"]
@@ -41,10 +51,11 @@ def plot_token_tracks(path: str | os.PathLike, evaluation: StructureEvaluation, 
         }
         for method, tokens in tokens_by_method.items()
     }
-    shown = chains[:n_shown]
+    shown = distinct_chains(chains, n_shown)
     figure = Figure(figsize=(12, 1.2 + 1.9 * len(shown)), layout="constrained")
     axes = figure.subplots(len(shown), 1, squeeze=False)[:, 0]
-    for i, (ax, chain) in enumerate(zip(axes, shown)):
+    for ax, i in zip(axes, shown):
+        chain = chains[i]
         rows = {f"secondary structure ({ss_method})": _ss_colours(ss[i])}
         for method, tokens in tokens_by_method.items():
             rows[f"{method}: token's majority SS"] = _ss_colours(
