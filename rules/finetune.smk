@@ -18,5 +18,6 @@ rule finetune_data:
         runtime=60,
     params:
         finetune=config["finetune"],
+        source=config["input"]["source"],
     script:
         "../scripts/finetune_data.py"

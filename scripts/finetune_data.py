@@ -12,5 +12,7 @@ from structure_tokens.workflow_logging import configure_logging
 log = configure_logging(snakemake.log[0])
 inp = snakemake.input
 options = FinetuneOptions.from_config(snakemake.params.finetune)
-manifest = write_finetune_data(inp.tokens, inp.vocab, inp.codebook, snakemake.output[0], options)
+manifest = write_finetune_data(
+    inp.tokens, inp.vocab, inp.codebook, snakemake.output[0], options, source=snakemake.params.source
+)
 log.info("SFT data written: %s", {split: info["examples"] for split, info in manifest["splits"].items()})

@@ -10,11 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from structure_tokens.cli import main
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import render_protein
 from structure_tokens.llm.finetune import split_of, verify_finetune_data, write_finetune_data
+from structure_tokens.llm.dataset_card import COLUMNS
 from structure_tokens.llm.options import FinetuneOptions
 from structure_tokens.formats.vocab import protein_token_strings
 from structure_tokens.formats.vocab import build_vocab, write_vocab
@@ -125,6 +127,24 @@ def test_sft_shards_manifest_and_load_dataset(pipeline_outputs, tmp_path):
     assert verify_finetune_data(out, codebook_sha256=pipeline_outputs["sha256"])["format"] == "interleaved"
 
 
+def test_sft_folder_has_a_dataset_card_that_load_dataset_follows(pipeline_outputs, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / "sft"
+    manifest = write_finetune_data(pipeline_outputs["tokens"], pipeline_outputs["vocab"], pipeline_outputs["codebook"],
+                                   out, FinetuneOptions(rows_per_shard=20), source="uniprot")
+    card = (out / "README.md").read_text()
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert header["license"] == "cc-by-4.0" and "The UniProt Consortium" in card
+    assert [entry["name"] for entry in header["dataset_info"]["features"]] == list(COLUMNS)
+    assert {s["name"]: s["num_examples"] for s in header["dataset_info"]["splits"]} == {
+        name: info["examples"] for name, info in manifest["splits"].items() if info["examples"]}
+    assert manifest["codebook_sha256"] in card and "esm2_t6_8M_UR50D" in card
+    loaded = datasets.load_dataset(str(out))  # the card's `configs` name the Parquet files of each split
+    assert {name: loaded[name].num_rows for name in loaded} == {
+        s["name"]: s["num_examples"] for s in header["dataset_info"]["splits"]}
+    assert list(loaded["train"].features) == list(COLUMNS)
+
+
 def test_identical_sequences_share_a_split_and_instructions_are_kept(tmp_path, pipeline_outputs):
     """Duplicated sequences (e.g. two runs' tables concatenated) never straddle splits."""
     table = pq.read_table(pipeline_outputs["tokens"])
@@ -192,11 +212,13 @@ def test_cli_finetune_data(tmp_path, pipeline_outputs, capsys):
     assert "must be >= 0 and sum to 1" in capsys.readouterr().err
 
 
-def test_readme_example_runs_offline(tmp_path, monkeypatch, capsys):
+def test_readme_example_runs_offline(tmp_path, monkeypatch, capfd):
     """The "Minimal example" of README.md, executed as written."""
     pytest.importorskip("transformers")
     doc = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     example = re.search(r"### Minimal example.*?```python\n(.*?)```", doc, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})
-    assert re.fullmatch(r"batch \(2, \d+\), loss \d+\.\d+, 39 protein tokens mapped\n", capsys.readouterr().out)
+    output = capfd.readouterr()
+    assert re.fullmatch(r"batch \(2, \d+\), loss \d+\.\d+, 39 protein tokens mapped", output.out.strip())
+    assert "within the vocabulary" not in output.err  # transformers' complaint about GPT-2's default ids

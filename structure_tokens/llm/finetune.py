@@ -2,6 +2,7 @@
 
 Layout of the output folder (``sft/``)::
 
+    README.md                     dataset card (Hugging Face format, ``llm.dataset_card``)
     manifest.json                 counts, token stats, codebook hash, model name, file hashes
     data/train-00000.parquet ...  one folder of shards: datasets.load_dataset("parquet", data_dir=...)
     data/validation-00000.parquet, data/test-00000.parquet
@@ -38,6 +39,7 @@ import pyarrow.parquet as pq
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import protein_token_count, render_protein
+from structure_tokens.llm.dataset_card import write_dataset_card
 from structure_tokens.llm.options import FinetuneOptions
 
 MANIFEST_FORMAT_VERSION = 1
@@ -137,8 +139,10 @@ def _stats(values: Sequence[int]) -> dict[str, float]:
 
 def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.PathLike,
                         codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
-                        options: FinetuneOptions = FinetuneOptions()) -> dict[str, Any]:
-    """Render every protein with a target into SFT rows, split them, write shards and ``manifest.json``.
+                        options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta") -> dict[str, Any]:
+    """Render every protein with a target into SFT rows, split them, write shards, ``manifest.json``
+    and a dataset card ``README.md`` (its licence and attribution follow ``source``, the config's
+    ``input.source``).
 
     Uses ``tokens.parquet``'s ``instruction`` column when it has one and the row's value is not
     empty, else ``options.instruction``. Rows without function text are counted, not written.
@@ -221,6 +225,7 @@ def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.
     }
     with atomic_output(out_dir / "manifest.json") as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n")
+    write_dataset_card(out_dir, manifest, source)
     return manifest
 
 
