@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Callable, Iterable, Union
 
 import numpy as np
 import torch
@@ -87,25 +87,33 @@ class StructureTokenizer:
         except ValueError as error:
             raise ValueError(f"{checkpoint} and {codebook_npz}: {error}") from None
 
-    def tokenize(self, items: Iterable[ProteinLike], nonstandard: str = "map") -> list[TokenizedProtein]:
+    def tokenize(self, items: Iterable[ProteinLike], nonstandard: str = "map",
+                 progress: Callable[[int, int], None] | None = None) -> list[TokenizedProtein]:
         """Structure tokens of every protein, in input order.
 
-        Fails, naming the protein, if a sequence is invalid or the long-sequence policy skips it.
+        ``progress(residues_done, residues_total)`` is called after each finished protein (e.g. to
+        drive a progress bar). Fails, naming the protein, if a sequence is invalid or the
+        long-sequence policy skips it.
         """
         proteins = [as_protein(item, position, nonstandard) for position, item in enumerate(items)]
         tokens: list[np.ndarray | None] = [None] * len(proteins)
+        total, done = sum(len(p.sequence) for p in proteins), 0
         for index, embedding in self.embedder.embed(proteins):
             tokens[index] = assign(embedding, self.codebook.centroids)
+            done += len(proteins[index].sequence)
+            if progress is not None:
+                progress(done, total)
         skipped = [p.id for p, t in zip(proteins, tokens) if t is None]
         if skipped:
             raise ValueError(f"proteins {skipped[:5]} were not embedded (long_policy "
                              f"{self.embedder.options.long_policy!r}); use 'windows' or 'truncate'")
         return [TokenizedProtein(p.id, p.sequence, t) for p, t in zip(proteins, tokens)]
 
-    def tokenize_fasta(self, path: str | os.PathLike, nonstandard: str = "map") -> list[TokenizedProtein]:
+    def tokenize_fasta(self, path: str | os.PathLike, nonstandard: str = "map",
+                       progress: Callable[[int, int], None] | None = None) -> list[TokenizedProtein]:
         """:meth:`tokenize` every record of a (optionally gzipped) FASTA file."""
         try:
-            return self.tokenize(read_fasta(path), nonstandard)
+            return self.tokenize(read_fasta(path), nonstandard, progress)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -29,14 +30,41 @@ def embed_options(args: argparse.Namespace):
     return EmbedOptions(**{key: value for key, value in given.items() if value is not None})
 
 
+class ResidueBar:
+    """A tqdm bar of residues embedded, only when stderr is a terminal (not in logs or pipes)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __enter__(self) -> "ResidueBar":
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not sys.stderr.isatty():
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="res", unit_scale=True, desc="embedding", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_tokenize(args: argparse.Namespace) -> None:
     from structure_tokens.api import StructureTokenizer
 
     tokenizer = StructureTokenizer.from_files(args.checkpoint, args.codebook, embed_options(args))
-    if args.fasta:
-        proteins = tokenizer.tokenize_fasta(args.fasta)
-    else:
-        proteins = tokenizer.tokenize(args.sequence)
+    started = time.perf_counter()
+    with ResidueBar() as bar:
+        if args.fasta:
+            proteins = tokenizer.tokenize_fasta(args.fasta, progress=bar.update)
+        else:
+            proteins = tokenizer.tokenize(args.sequence, progress=bar.update)
+    seconds = time.perf_counter() - started
+    residues = sum(len(protein.sequence) for protein in proteins)
     with atomic_output(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for protein in proteins:
             handle.write(json.dumps({"id": protein.id, "sequence": protein.sequence,
@@ -46,7 +74,8 @@ def run_tokenize(args: argparse.Namespace) -> None:
         from structure_tokens.formats.vocab import write_vocab
 
         write_vocab(args.vocab, tokenizer.codebook.k, args.vocab_offset, tokenizer.codebook.sha256)
-    print(f"{len(proteins)} proteins -> {args.out}", file=sys.stderr)
+    print(f"{len(proteins)} proteins, {residues} residues in {seconds:.1f} s ({residues / seconds:.0f} residues/s) "
+          f"on {tokenizer.embedder.device} -> {args.out}", file=sys.stderr)
 
 
 def run_decode(args: argparse.Namespace) -> None:

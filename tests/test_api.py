@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -105,6 +107,9 @@ def test_cli_tokenize_and_decode(model_and_codebook, tmp_path, capsys):
                  "--codebook", str(model_and_codebook["codebook"]), "--device", "cpu",
                  "--sequence", SEQUENCES["P1"], "--sequence", SEQUENCES["P2"], "--format", "blocks",
                  "--out", str(out), "--vocab", str(tmp_path / "vocab.json")]) == 0
+    residues = len(SEQUENCES["P1"]) + len(SEQUENCES["P2"])
+    assert re.search(rf"2 proteins, {residues} residues in [0-9.]+ s \(\d+ residues/s\) on cpu -> ",
+                     capsys.readouterr().err)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["sequence"] for row in rows] == [SEQUENCES["P1"], SEQUENCES["P2"]]
     assert rows[0]["structure_tokens"][0:16:2] == list(range(8))
@@ -113,3 +118,15 @@ def test_cli_tokenize_and_decode(model_and_codebook, tmp_path, capsys):
     assert main(["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]),
                  "--codebook", str(model_and_codebook["codebook"]), "--sequence", "MK1", "--out", str(out)]) == 1
     assert "invalid character '1' at position 3" in capsys.readouterr().err
+
+
+def test_cli_shows_a_progress_bar_only_on_a_terminal(model_and_codebook, tmp_path, capsys, monkeypatch):
+    args = ["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]), "--codebook",
+            str(model_and_codebook["codebook"]), "--device", "cpu", "--sequence", SEQUENCES["P1"],
+            "--out", str(tmp_path / "tokens.jsonl")]
+    assert main(args) == 0
+    assert "embedding:" not in capsys.readouterr().err  # not a terminal: no bar in logs or pipes
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(args) == 0
+    n = len(SEQUENCES["P1"])
+    assert re.search(rf"embedding: 100%\|.*\| {n}\.0/{n}\.0 \[", capsys.readouterr().err)
