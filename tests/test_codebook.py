@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -216,3 +218,16 @@ def test_describe_histogram_matches_numpy_on_the_values(values):
 
 def test_describe_histogram_of_nothing_is_none():
     assert describe_histogram(np.zeros(5, dtype=np.int64))["mean"] is None
+
+
+def test_training_logs_inits_steps_and_convergence_at_a_bounded_rate(caplog):
+    X = np.random.default_rng(0).normal(size=(20000, 16)).astype(np.float32)
+    with caplog.at_level(logging.INFO, logger="structure_tokens.codebook.kmeans"):
+        train_codebook(X, k=8, seed=0, batch_size=1024, max_iter=5, model_name="m", layer=1)
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("Inertia for init" in m for m in messages) == 3
+    steps = [m for m in messages if m.startswith("k-means step ")]
+    assert 1 <= len(steps) <= 11 + 3  # at most one per 10% of the steps (plus the 30 s clock)
+    assert re.match(r"k-means step \d+/\d+ \(\d+%\): mean batch inertia [\d.]+, ewa inertia [\d.]+ \([\d.]+ s\)",
+                    steps[0])
+    assert any("Converged" in m for m in messages)

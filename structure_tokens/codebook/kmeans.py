@@ -6,12 +6,58 @@ another algorithm means adding a function like :func:`train_codebook` here.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
+import re
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from structure_tokens.formats.codebook import MAX_K, Codebook
+
+log = logging.getLogger(__name__)
+STEP = re.compile(r"Minibatch step (\d+)/(\d+): mean batch inertia: (\S+), ewa inertia: (\S+)")
+
+
+class FitLog(io.TextIOBase):
+    """scikit-learn's verbose k-means output as log lines at a bounded rate.
+
+    Every init and its inertia, and the convergence message, are logged; of the per-step lines
+    only one every ``every_s`` seconds or 10% of the steps, with the elapsed time.
+    """
+
+    def __init__(self, logger: logging.Logger = log, every_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.logger, self.every_s, self.clock = logger, every_s, clock
+        self.start = self.last = clock()
+        self.last_decile = -1
+        self.pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in filter(None, (line.strip() for line in lines)):
+            self._line(line)
+        return len(text)
+
+    def _line(self, line: str) -> None:
+        now = self.clock()
+        step = STEP.fullmatch(line)
+        if step is None:
+            self.logger.info("k-means: %s (%.1f s)", line, now - self.start)
+            return
+        done, total = int(step.group(1)), int(step.group(2))
+        decile = 10 * done // total
+        if now - self.last >= self.every_s or decile > self.last_decile:
+            self.logger.info("k-means step %d/%d (%.0f%%): mean batch inertia %.6g, ewa inertia %.6g (%.1f s)",
+                             done, total, 100 * done / total, float(step.group(3)), float(step.group(4)),
+                             now - self.start)
+            self.last, self.last_decile = now, decile
 
 
 def train_codebook(
@@ -34,8 +80,9 @@ def train_codebook(
                          "sample more residues (codebook.sample_per_shard / max_train_residues) or lower k")
     X = np.asarray(X, dtype=np.float32)
     started = time.perf_counter()
-    model = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size,
-                            max_iter=max_iter, n_init=3).fit(X)
+    with contextlib.redirect_stdout(FitLog()):  # scikit-learn prints its progress
+        model = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size,
+                                max_iter=max_iter, n_init=3, verbose=1).fit(X)
     codebook = Codebook(centroids=model.cluster_centers_.astype(np.float32), model_name=model_name,
                         layer=layer, seed=seed, n_train=len(X))
     stats = {"inertia": float(model.inertia_), "iterations": int(model.n_iter_),
