@@ -8,9 +8,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 from structure_tokens.embed.embedder import embed_shard
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.atomic import write_json
+from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
+log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
 options = EmbedOptions.from_config(snakemake.params.model)
 out = snakemake.output
 stats = embed_shard(snakemake.input.shard, snakemake.input.checkpoint, out.embeddings, options)

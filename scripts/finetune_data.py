@@ -7,9 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.llm.finetune import write_finetune_data
 from structure_tokens.llm.options import FinetuneOptions
+from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
+log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
 inp = snakemake.input
 options = FinetuneOptions.from_config(snakemake.params.finetune)
 manifest = write_finetune_data(

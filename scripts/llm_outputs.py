@@ -7,9 +7,11 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.llm.options import OutputOptions
 from structure_tokens.llm.outputs import write_llm_outputs
+from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
+log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
 inp, out = snakemake.input, snakemake.output
 stats = write_llm_outputs(
     list(inp.shards),

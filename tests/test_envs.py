@@ -21,7 +21,7 @@ PACKAGE = "structure_tokens"
 # import name -> PyPI distribution (the env files install Python packages with pip)
 DISTRIBUTIONS = {"Bio": "biopython", "datasets": "datasets", "esm": "fair-esm", "h5py": "h5py",
                  "matplotlib": "matplotlib", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
-                 "sklearn": "scikit-learn", "torch": "torch", "yaml": "pyyaml"}
+                 "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl", "torch": "torch", "yaml": "pyyaml"}
 # conda packages besides Python and pip -> a program the code runs, which must be named in the package
 PROGRAMS = {"dssp": "mkdssp"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -83,6 +84,21 @@ def test_embed_jobs_log_progress_and_write_their_throughput(run):
         assert throughput["residues"] == int(lines[-1][3]) and throughput["residues_per_s"] > 0
         assert 0 <= throughput["padding_fraction"] < 0.5 and throughput["device"] == "cpu"
         assert throughput["progress"][-1]["residues"] == throughput["residues"]
+
+
+def test_every_job_caps_its_thread_pools_at_its_rule_threads(run):
+    logs = sorted((run / "logs").rglob("*.log"))
+    assert len(logs) >= 10
+    for log in logs:
+        match = re.search(r"thread pools capped at the rule's threads: (\{.*\})", log.read_text())
+        assert match, log
+        caps = ast.literal_eval(match.group(1))  # the dict as the job logged it
+        rule = log.parent.name if log.parent.name != "logs" else log.stem
+        expected = 4 if rule in ("embed", "embed_tokenize") else None
+        assert all(n == caps["threads"] for n in caps["pools"].values()), (log, caps)
+        assert caps["torch"] in (None, caps["threads"]), (log, caps)
+        if expected:
+            assert caps["threads"] <= expected  # --cores 2 scales the rule's 4 threads down
 
 
 def test_codebook_and_tokens(run):
