@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 
+import esm
 import pytest
 import torch
 
@@ -25,6 +26,24 @@ def test_random_checkpoint_has_the_released_layout_and_loads(tiny_checkpoint):
     model, alphabet, name = load_esm2(tiny_checkpoint)
     assert name == tiny_checkpoint.stem and model.num_layers == 2 and model.embed_dim == 32
     assert not model.training and alphabet.padding_idx == 1
+
+
+def test_loading_gives_fair_esms_model_without_building_a_random_one_first(tmp_path, monkeypatch):
+    path = write_random_esm2_checkpoint(tmp_path / "esm2_t2_32.pt")
+    reference, alphabet = esm.pretrained.load_model_and_alphabet_core(
+        "esm2_t2_32", safe_load(path), safe_load(regression_path(path)))
+    initialised = []
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_",
+                        lambda tensor, *args, **kwargs: initialised.append(tensor.device.type))
+    model, _, _ = load_esm2(path)
+    assert initialised and set(initialised) == {"meta"}  # initialisers ran on the meta device: no work thrown away
+    assert model.state_dict().keys() == reference.state_dict().keys()
+    for name, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    _, _, tokens = alphabet.get_batch_converter()([("p", "MKTAYIAKQRQISFVK")])
+    with torch.no_grad():
+        assert torch.equal(model(tokens, repr_layers=[2])["representations"][2],
+                           reference.eval()(tokens, repr_layers=[2])["representations"][2])
 
 
 def test_loading_without_the_regression_file_still_works(tmp_path):

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,32 @@ def _load_problem(path: str | os.PathLike, error: Exception) -> str:
     return f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
 
 
+def build_esm2(model_data: dict[str, Any], regression_data: dict[str, Any] | None) -> tuple[torch.nn.Module, Any]:
+    """fair-esm's ``load_model_and_alphabet_core`` for ESM-2, without the random initialisation it
+    then overwrites (4.5 s of 6-10 s for 650M): the model is built on the ``meta`` device, given
+    uninitialised memory, and filled from the checkpoint. Same keys checked, same weights.
+
+    Without a contact-regression file its two weights stay zero (fair-esm leaves them random):
+    contact prediction is not used here.
+    """
+    if regression_data is not None:
+        model_data["model"].update(regression_data["model"])
+    with torch.device("meta"):
+        model, alphabet, state = esm.pretrained._load_model_and_alphabet_core_v2(model_data)
+    model = model.to_empty(device="cpu")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    optional = set() if regression_data is not None else {"contact_head.regression.weight",
+                                                          "contact_head.regression.bias"}
+    if set(missing) - optional or unexpected:
+        raise RuntimeError(f"missing keys {sorted(set(missing) - optional)}, unexpected keys {sorted(unexpected)}")
+    if missing:
+        warnings.warn("Regression weights not found, predicting contacts will not produce correct results.")
+    with torch.no_grad():
+        for name in missing:
+            model.get_parameter(name).zero_()
+    return model, alphabet
+
+
 def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]:
     """``(model, alphabet, model_name)`` from a local fair-esm ESM-2 checkpoint, in eval mode."""
     checkpoint = Path(checkpoint)
@@ -75,7 +102,7 @@ def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]
     regression = regression_path(checkpoint)
     regression_data = safe_load(regression) if regression.is_file() else None
     try:
-        model, alphabet = esm.pretrained.load_model_and_alphabet_core(model_name, model_data, regression_data)
+        model, alphabet = build_esm2(model_data, regression_data)
     except (KeyError, AttributeError, TypeError, RuntimeError) as error:
         raise ValueError(f"{checkpoint}: not an ESM-2 checkpoint in the released fair-esm format "
                          f"({type(error).__name__}: {error})") from error
