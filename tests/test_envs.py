@@ -20,8 +20,9 @@ from conftest import REPO
 PACKAGE = "structure_tokens"
 # import name -> PyPI distribution (the env files install Python packages with pip)
 DISTRIBUTIONS = {"Bio": "biopython", "datasets": "datasets", "esm": "fair-esm", "h5py": "h5py",
-                 "matplotlib": "matplotlib", "numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow",
-                 "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl", "torch": "torch", "yaml": "pyyaml"}
+                 "matplotlib": "matplotlib", "mini3di": "mini3di", "numpy": "numpy", "pandas": "pandas",
+                 "pyarrow": "pyarrow", "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl", "torch": "torch",
+                 "yaml": "pyyaml"}
 # conda packages besides Python and pip -> a program the code runs, which must be named in the package
 PROGRAMS = {"dssp": "mkdssp"}
 

@@ -15,11 +15,13 @@ from structure_tokens.evaluation.agreement import (
     ContingencyCounts,
     adjusted_rand_index,
     agreement_metrics,
+    chain_folds,
     conditional_entropy_bits,
     entropy_bits,
     evaluate_tokenizers,
     mutual_information_bits,
     normalized_mutual_information,
+    probe_accuracy,
     purity,
     token_label_table,
 )
@@ -151,14 +153,18 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
     plot_token_tracks(out / "tracks.png", evaluation)
     table = evaluation.table
     written = pd.read_csv(out / "metrics.tsv", sep="\t", index_col="method")
-    assert list(written.index) == ["esm_kmeans", "amino_acid", "random", "handcrafted_6d"]
+    assert list(written.index) == ["esm_kmeans", "amino_acid", "random", "handcrafted_6d", "foldseek_3di"]
     assert set(written["model"]) == {"fake_amino_acid_model"}
     assert "fake_amino_acid_model" in written.loc["esm_kmeans", "description"]
     assert written.loc["esm_kmeans", "amino_acid_nmi"] == pytest.approx(1.0)
     assert written.loc["esm_kmeans", "ss_nmi"] == pytest.approx(written.loc["amino_acid", "ss_nmi"], rel=1e-5)
     # the hand-crafted baseline sees the secondary structure as a feature: it must beat random
     assert written.loc["handcrafted_6d", "ss_ami"] > written.loc["random", "ss_ami"] + 0.2
-    assert table.shape[0] == 4
+    assert table.shape[0] == 5
+    assert written.loc["foldseek_3di", "3di_nmi"] == pytest.approx(1.0)  # 3Di predicts itself
+    assert written.loc["foldseek_3di", "3di_probe_acc"] > written.loc["foldseek_3di", "3di_majority_acc"]
+    for method in written.index:  # a probe that learned anything beats predicting the majority label
+        assert written.loc[method, "amino_acid_majority_acc"] < 0.2
 
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["model_name"] == "fake_amino_acid_model" and summary["k"] == 24
@@ -166,6 +172,8 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
     assert [chain["id"] for chain in summary["chains"]] == ["1fx2_A", "1ii7_A"]
     assert summary["n_residues"] == 235 + 43
     assert summary["labels"]["ss"]["classes"] == ["H", "E", "C"]
+    three_di = summary["labels"]["3di"]
+    assert three_di["n_defined"] + three_di["n_undefined"] == summary["n_residues"] and three_di["n_undefined"] < 20
     assert (out / "tracks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*.tmp"))
 
@@ -181,3 +189,27 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
             model_name="m",
             ss_method="phi_psi",
         )
+
+
+def test_probe_on_perfect_and_on_independent_tokens():
+    rng = np.random.default_rng(0)
+    labels = [rng.integers(0, 3, size=n).astype(np.float64) for n in rng.integers(40, 80, size=20)]
+    labels[0][:5] = np.nan  # undefined residues are left out
+    perfect = [np.nan_to_num(chain, nan=0).astype(np.uint16) for chain in labels]
+    assert probe_accuracy(perfect, labels)["probe_acc"] == 1.0
+    assert agreement_metrics(np.concatenate(perfect), np.concatenate(labels))["nmi"] == pytest.approx(1.0)
+    skewed = [np.where(rng.random(len(chain)) < 0.6, 0, chain) for chain in labels]  # majority label 0 at ~70%
+    independent = [rng.integers(0, 16, size=len(chain)).astype(np.uint16) for chain in skewed]
+    scores = probe_accuracy(independent, skewed)
+    assert scores["majority_acc"] == pytest.approx(0.73, abs=0.03)
+    assert abs(scores["probe_acc"] - scores["majority_acc"]) < 0.03  # nothing to learn: the majority rate
+    assert agreement_metrics(np.concatenate(independent), np.concatenate(skewed))["ami"] == pytest.approx(0, abs=0.01)
+
+
+def test_probe_splits_by_chain_never_by_residue():
+    folds = chain_folds(7, 5, seed=3)
+    assert sorted(np.bincount(folds)) == [1, 1, 1, 2, 2] and np.array_equal(folds, chain_folds(7, 5, seed=3))
+    # each chain's tokens are unique to it: a probe that saw the chain would be perfect, held out it is not
+    labels = [np.full(30, i % 2, dtype=np.float64) for i in range(10)]
+    tokens = [np.full(30, i, dtype=np.uint16) for i in range(10)]
+    assert probe_accuracy(tokens, labels)["probe_acc"] == probe_accuracy(tokens, labels)["majority_acc"] < 1

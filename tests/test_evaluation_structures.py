@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,14 @@ from structure_tokens.evaluation.labels import (
     secondary_structure_dssp,
     secondary_structure_from_dihedrals,
 )
-from structure_tokens.evaluation.structures import StructureError, load_chains, read_structure
+from structure_tokens.evaluation.structures import Chain, StructureError, load_chains, read_structure
+from structure_tokens.evaluation.three_di import (
+    THREE_DI_STATES,
+    UNDEFINED_TOKEN,
+    three_di_states,
+    three_di_string,
+    three_di_tokens,
+)
 
 from conftest import REAL_DATA
 
@@ -145,3 +153,22 @@ def test_dssp_agrees_with_dihedral_rule_and_covers_selenomethionine():
     assert both.sum() > 130
     assert np.mean(dssp[both] == rule[both]) > 0.8
     assert not np.isnan(secondary_structure_dssp(read_structure(SELENOMET)[0][0])).any()
+
+
+def test_three_di_of_an_ideal_helix_is_one_repeated_state():
+    """Foldseek's 3Di (mini3di, Foldseek's weights) of a straight alpha-helix is state V throughout; the first
+    and last residue have no neighbours on one side and are undefined."""
+    helix = Chain("helix", Path("ideal"), "A" * 40, ideal_backbone(-57, -47, 40), (), 0, 0)
+    states = three_di_states(helix)
+    assert np.isnan(states[0]) and np.isnan(states[-1])
+    assert three_di_string(states) == "-" + "V" * 38 + "-"
+    assert three_di_tokens([states])[0].tolist() == [UNDEFINED_TOKEN] + [THREE_DI_STATES.index("V")] * 38 + [
+        UNDEFINED_TOKEN]
+
+
+def test_three_di_of_a_real_chain_uses_its_cb_atoms():
+    alpha = read_structure(HEMOGLOBIN)[0][0]
+    with_cb = three_di_states(alpha)
+    backbone_only = three_di_states(Chain(alpha.chain_id, alpha.source, alpha.sequence, alpha.backbone, (), 0, 0))
+    assert np.isnan(with_cb).sum() <= 2 and set(three_di_string(with_cb)) <= set(THREE_DI_STATES) | {"-"}
+    assert 0 < np.sum(with_cb != backbone_only) < 0.2 * len(alpha)  # placed CB atoms change a few states

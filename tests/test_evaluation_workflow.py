@@ -22,7 +22,7 @@ K = 16  # tests/data/workflow_config.yaml
 
 STRUCTURE_FILES = ("1A8O.cif.gz", "4CUP.cif.gz", "4ZHL.cif.gz", "1fx2.ent.gz", "2hhb.ent.gz")
 MODEL = "esm2_t2_32_tiny_random"  # the stem of the tiny_checkpoint fixture
-METHODS = {"esm_kmeans", "amino_acid", "random", "handcrafted_6d"}
+METHODS = {"esm_kmeans", "amino_acid", "random", "handcrafted_6d", "foldseek_3di"}
 
 pytestmark = pytest.mark.workflow
 
@@ -55,6 +55,10 @@ def test_structure_agreement_table_has_every_baseline(run):
     assert table.loc["amino_acid", "amino_acid_nmi"] == pytest.approx(1.0)  # the letter predicts itself
     assert abs(table.loc["random", "ss_ami"]) < 0.05  # chance-corrected: random tokens carry nothing
     assert table.loc["handcrafted_6d", "ss_nmi"] > table.loc["random", "ss_nmi"]
+    assert table.loc["foldseek_3di", "3di_nmi"] == pytest.approx(1.0) and table.loc["foldseek_3di", "k"] == 21
+    for method in METHODS:  # the probe columns, next to the majority rate they have to beat
+        assert 0 <= table.loc[method, "ss_probe_acc"] <= 1 and 0 < table.loc[method, "ss_majority_acc"] < 1
+    assert table.loc["foldseek_3di", "ss_probe_acc"] > table.loc["random", "ss_probe_acc"]
     summary = json.loads((run / f"evaluation/structures/agreement_K{K}.json").read_text())
     assert summary["model_name"] == MODEL and summary["k"] == K
     per_token = summary["esm_token_label_distributions"]["ss"]

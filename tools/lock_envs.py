@@ -41,8 +41,8 @@ ENVS = {
                  [], ["h5py", "numpy", "pyarrow", "threadpoolctl", "torch"]),
     "evaluate": ("rules heldout_metrics, evaluate_structures: held-out metrics, agreement with PDB/mmCIF "
                  "structures (mkdssp from dssp)",
-                 ["dssp=4.4"], ["biopython", "fair-esm", "h5py", "matplotlib", "numpy", "pandas", "scikit-learn",
-                                "threadpoolctl", "torch"]),
+                 ["dssp=4.4"], ["biopython", "fair-esm", "h5py", "matplotlib", "mini3di", "numpy", "pandas",
+                                "scikit-learn", "threadpoolctl", "torch"]),
     "report": ("rule report: figures, run summary page and summary.md", [],
                ["h5py", "matplotlib", "numpy", "pandas", "scikit-learn", "threadpoolctl"]),
 }

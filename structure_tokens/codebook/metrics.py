@@ -24,6 +24,16 @@ N_EXAMPLES = 3
 EXAMPLE_TOKENS = 24
 
 
+def centroid_similarity(centroids: np.ndarray) -> dict[str, float]:
+    """Centroid distinctiveness (StructTokenBench): mean and max cosine similarity over all pairs of
+    distinct centroids; near 1 means codes that are nearly the same direction."""
+    unit = np.asarray(centroids, dtype=np.float64)
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    cosine = unit @ unit.T
+    pairs = cosine[np.triu_indices(len(unit), k=1)]
+    return {"mean_pairwise_cosine": float(pairs.mean()), "max_pairwise_cosine": float(pairs.max())}
+
+
 def usage_counts(tokens: np.ndarray, k: int) -> np.ndarray:
     """How many residues carry each of the ``k`` codes (int64, length ``k``)."""
     tokens = np.asarray(tokens)

@@ -183,10 +183,57 @@ def _concatenate(method: str, label_set: str, tokens: Sequence[np.ndarray], labe
     return np.concatenate(tokens), np.concatenate(labels)
 
 
+def chain_folds(n_chains: int, n_folds: int, seed: int) -> np.ndarray:
+    """The fold (0..n_folds-1) of every chain: a seeded shuffle dealt round-robin, so folds differ by
+    at most one chain (with fewer chains than folds, one chain per fold)."""
+    order = np.random.default_rng(seed).permutation(n_chains)
+    folds = np.empty(n_chains, dtype=np.int64)
+    folds[order] = np.arange(n_chains) % max(1, min(n_folds, n_chains))
+    return folds
+
+
+def probe_accuracy(tokens: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, n_folds: int = 5,
+                   seed: int = 0) -> dict[str, float]:
+    """How well the tokens predict the labels on chains the predictor has not seen.
+
+    The probe is the simplest classifier of a token: the label most frequent for that token in the
+    training chains (the training majority label for a token never seen there). Chains, never
+    residues, are split into ``n_folds`` folds; each fold is predicted by a probe fit on the others,
+    and accuracy is pooled over the defined labels of all folds. ``majority_acc`` is the rate of
+    always predicting the training folds' most frequent label, the bar the probe must clear.
+    """
+    folds = chain_folds(len(tokens), n_folds, seed)
+    correct = majority_correct = total = 0
+    for fold in np.unique(folds):
+        train = [i for i in range(len(tokens)) if folds[i] != fold]
+        test = [i for i in range(len(tokens)) if folds[i] == fold]
+        if not train:
+            continue
+        train_tokens, train_labels = _defined(np.concatenate([tokens[i] for i in train]),
+                                              np.concatenate([labels[i] for i in train]))
+        test_tokens, test_labels = _defined(np.concatenate([tokens[i] for i in test]),
+                                            np.concatenate([labels[i] for i in test]))
+        if len(train_labels) == 0 or len(test_labels) == 0:
+            continue
+        label_codes = train_labels.astype(np.int64)
+        majority = np.bincount(label_codes).argmax()
+        n_tokens = int(max(train_tokens.max(), test_tokens.max())) + 1
+        table = np.zeros((n_tokens, int(max(label_codes.max(), test_labels.max())) + 1), dtype=np.int64)
+        np.add.at(table, (train_tokens.astype(np.int64), label_codes), 1)
+        predicted = np.where(table.sum(axis=1) > 0, table.argmax(axis=1), majority)[test_tokens.astype(np.int64)]
+        correct += int((predicted == test_labels).sum())
+        majority_correct += int((test_labels == majority).sum())
+        total += len(test_labels)
+    return {"probe_acc": correct / total if total else float("nan"),
+            "majority_acc": majority_correct / total if total else float("nan")}
+
+
 def evaluate_tokenizers(
-    tokens_by_method: Mapping[str, Sequence[np.ndarray]], labels: Mapping[str, Sequence[np.ndarray]]
+    tokens_by_method: Mapping[str, Sequence[np.ndarray]], labels: Mapping[str, Sequence[np.ndarray]], *,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per method; columns ``tokens_used`` and ``<label set>_<metric>`` for every metric.
+    """One row per method; columns ``tokens_used`` and ``<label set>_<metric>`` for every metric of
+    :data:`METRICS` and of :func:`probe_accuracy` (chains split into folds with ``seed``).
 
     ``tokens_by_method[m][i]`` and ``labels[s][i]`` are per-residue arrays of chain ``i``.
     """
@@ -196,6 +243,8 @@ def evaluate_tokenizers(
         for label_set, label_arrays in labels.items():
             all_tokens, all_labels = _concatenate(method, label_set, tokens, label_arrays)
             for metric, value in agreement_metrics(all_tokens, all_labels).items():
+                row[f"{label_set}_{metric}"] = value
+            for metric, value in probe_accuracy(tokens, label_arrays, seed=seed).items():
                 row[f"{label_set}_{metric}"] = value
         rows[method] = row
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")

@@ -2,9 +2,11 @@
 
 A protein is held out when ``codebook.sample.is_heldout(sequence_hash, holdout_fraction)``: the
 same split the codebook training used. Its residues are tokenized with the trained codebook and
-scored for code usage, quantization error, information about the amino acid, and (optionally)
-stability: a second codebook trained with ``seed + 1`` on the same training sample is compared
-with the first by the adjusted Rand index of their assignments.
+scored for code usage, quantization error, information about the amino acid, token sensitivity
+(fraction of residues whose token changes when Gaussian noise of 1% of the embedding's norm is
+added), and (optionally) stability: a second codebook trained with ``seed + 1`` on the same
+training sample is compared with the first by the adjusted Rand index of their assignments. The
+codebook's centroid distinctiveness (pairwise cosine similarity) is reported with them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from structure_tokens.codebook.assign import assign, check_codebook_matches, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
-from structure_tokens.codebook.metrics import usage_summary
+from structure_tokens.codebook.metrics import centroid_similarity, usage_summary
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.sample import is_heldout
 from structure_tokens.codebook.train import draw_training_sample
@@ -29,6 +31,7 @@ from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.vocab import AMINO_ACIDS, amino_acid_indices
 
 BLOCK_ROWS = 65536  # held-out residues tokenized at a time
+RELATIVE_NOISE = 0.01  # token sensitivity: Gaussian noise of 1% of each embedding's norm
 
 
 @dataclass
@@ -39,6 +42,7 @@ class HeldoutCounts:
     token_vs_stability: ContingencyCounts | None
     squared_error_sum: float = 0.0
     n_proteins: int = 0
+    n_changed_by_noise: int = 0
 
 
 def heldout_blocks(
@@ -76,6 +80,13 @@ def heldout_blocks(
                     embeddings, sequences = [], []
     if embeddings:
         yield np.concatenate(embeddings), sequences
+
+
+def with_noise(X: np.ndarray, rng: np.random.Generator, relative: float = RELATIVE_NOISE) -> np.ndarray:
+    """``X`` plus Gaussian noise whose norm is ``relative`` times each row's norm (random direction)."""
+    noise = rng.standard_normal(X.shape).astype(np.float32)
+    noise_norm = np.maximum(np.linalg.norm(noise, axis=1, keepdims=True), 1e-12)
+    return X + noise * (relative * np.linalg.norm(X, axis=1, keepdims=True) / noise_norm)
 
 
 def stability_codebook(
@@ -127,6 +138,7 @@ def heldout_metrics(
                        if seed_stability else (None, codebook.n_train))
     counts = HeldoutCounts(ContingencyCounts(codebook.k, len(AMINO_ACIDS)),
                            ContingencyCounts(codebook.k, codebook.k) if second is not None else None)
+    rng = np.random.default_rng(codebook.seed)
     for embeddings, sequences in heldout_blocks(embedding_paths, shard_tsvs, codebook_npz, codebook,
                                                 options.holdout_fraction):
         X = embeddings.astype(np.float32)
@@ -134,6 +146,7 @@ def heldout_metrics(
         counts.squared_error_sum += mean_squared_error(X, codebook.centroids, tokens) * len(X)
         counts.token_vs_amino_acid.add(tokens, np.concatenate([amino_acid_indices(s) for s in sequences]))
         counts.n_proteins += len(sequences)
+        counts.n_changed_by_noise += int((assign(with_noise(X, rng), codebook.centroids) != tokens).sum())
         if second is not None:
             counts.token_vs_stability.add(tokens, assign(X, second.centroids))
     n_residues = counts.token_vs_amino_acid.total
@@ -153,7 +166,8 @@ def heldout_metrics(
     if n_residues == 0:
         return {**summary, "note": f"no protein of the {len(embedding_paths)} embedded shards is held out "
                                    f"(codebook.holdout_fraction={options.holdout_fraction})",
-                "usage": None, "mse": None, "amino_acid": None, "seed_stability": None}
+                "usage": None, "mse": None, "amino_acid": None, "seed_stability": None,
+                "centroid_similarity": centroid_similarity(codebook.centroids), "noise_sensitivity": None}
     stability = None
     if second is not None:
         stability = {"seeds": [codebook.seed, second.seed], "n_train": n_train,
@@ -164,4 +178,7 @@ def heldout_metrics(
         "mse": counts.squared_error_sum / n_residues,
         "amino_acid": amino_acid_information(counts.token_vs_amino_acid),
         "seed_stability": stability,
+        "centroid_similarity": centroid_similarity(codebook.centroids),
+        "noise_sensitivity": {"relative_noise": RELATIVE_NOISE,
+                              "fraction_changed": counts.n_changed_by_noise / n_residues},
     }

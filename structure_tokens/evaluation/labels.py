@@ -10,6 +10,8 @@ integer codes into the name tuples below:
 - ``ramachandran``: region of (phi, psi), see :func:`ramachandran_regions`.
 - ``rsa_class``: buried (RSA < 0.2), intermediate (0.2 <= RSA < 0.5), exposed (RSA >= 0.5).
 - ``contact_class``: local contact density bins, see :data:`CONTACT_BIN_EDGES`.
+- ``3di``: Foldseek's 3Di state (:data:`~structure_tokens.evaluation.three_di.THREE_DI_STATES`),
+  NaN where it is undefined; see :mod:`structure_tokens.evaluation.three_di`.
 
 Continuous labels: ``phi``, ``psi``, ``omega`` (degrees, IUPAC: omega_i is the peptide bond
 CA_i-C_i-N_i+1-CA_i+1), ``rsa`` (Shrake-Rupley SASA / theoretical max ASA of Tien et al. 2013),
@@ -39,6 +41,7 @@ from sklearn.neighbors import KDTree
 
 from structure_tokens.evaluation.options import SS_METHODS
 from structure_tokens.evaluation.structures import Chain
+from structure_tokens.evaluation.three_di import THREE_DI_STATES, three_di_states
 
 SS_STATES = ("H", "E", "C")
 RAMACHANDRAN_REGIONS = ("alphaR", "beta", "ppII", "alphaL", "other_positive_phi")
@@ -52,6 +55,7 @@ CATEGORICAL_LABELS = {
     "ramachandran": RAMACHANDRAN_REGIONS,
     "rsa_class": RSA_CLASSES,
     "contact_class": CONTACT_CLASSES,
+    "3di": THREE_DI_STATES,
 }
 MAX_PEPTIDE_BOND = 2.0  # Å; a longer C-N distance is a chain break (dihedrals across it are undefined)
 MIN_HELIX_RUN = 4
@@ -235,4 +239,5 @@ def compute_labels(chain: Chain, ss_method: str = "auto") -> dict[str, np.ndarra
         "rsa_class": bin_codes(rsa, RSA_BIN_EDGES),
         "contact_density": contacts,
         "contact_class": bin_codes(contacts, CONTACT_BIN_EDGES),
+        "3di": three_di_states(chain),
     }

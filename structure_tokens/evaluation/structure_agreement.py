@@ -29,11 +29,13 @@ from structure_tokens.evaluation.labels import (
     secondary_structure_method,
 )
 from structure_tokens.evaluation.structures import Chain, load_chains
+from structure_tokens.evaluation.three_di import UNDEFINED_TOKEN, three_di_tokens
 from structure_tokens.formats.atomic import atomic_output, write_json
 from structure_tokens.formats.vocab import AMINO_ACIDS
 
 TokenFn = Callable[[list[str]], Sequence[np.ndarray]]
 ESM_METHOD = "esm_kmeans"
+THREE_DI_METHOD = "foldseek_3di"
 
 
 @dataclass
@@ -66,10 +68,11 @@ def _checked_tokens(tokens: Sequence[np.ndarray], chains: Sequence[Chain], k: in
 
 
 def _label_summary(arrays: Sequence[np.ndarray], classes: Sequence[str]) -> dict:
-    """Class names, number of residues with a defined label, and the label entropy over them."""
+    """Class names, residues with a defined and an undefined label, and the label entropy over the defined."""
     values = np.concatenate(arrays)
     defined = values[~np.isnan(values)]
-    return {"classes": list(classes), "n_defined": int(defined.size), "entropy_bits": entropy_bits(defined)}
+    return {"classes": list(classes), "n_defined": int(defined.size), "n_undefined": int(values.size - defined.size),
+            "entropy_bits": entropy_bits(defined)}
 
 
 def evaluate_structures(
@@ -99,6 +102,7 @@ def evaluate_structures(
         "amino_acid": amino_acid_tokens(sequences),
         "random": random_tokens(lengths, k, seed),
         "handcrafted_6d": handcrafted_tokens(labels, k, seed),
+        THREE_DI_METHOD: three_di_tokens([chain_labels["3di"] for chain_labels in labels]),
     }
     descriptions = {
         ESM_METHOD: f"k-means codebook (K={k}) over {model_name} per-residue embeddings",
@@ -106,11 +110,14 @@ def evaluate_structures(
         "random": f"uniform random tokens (K={k}, seed={seed})",
         "handcrafted_6d": f"k-means (K={k}, seed={seed}) over standardised phi/psi/omega (sin, cos), "
         "secondary structure, RSA and CA contact density, fit on the evaluated chains themselves",
+        THREE_DI_METHOD: "Foldseek's 3Di alphabet (20 learned states of the tertiary interaction with the nearest "
+        "partner residue; mini3di with Foldseek's weights), token 20 where 3Di is undefined",
     }
     label_sets = {name: [chain_labels[name] for chain_labels in labels] for name in CATEGORICAL_LABELS}
     label_sets["amino_acid"] = [tokens.astype(np.float64) for tokens in tokens_by_method["amino_acid"]]
-    table = evaluate_tokenizers(tokens_by_method, label_sets)
-    table.insert(0, "k", [20 if method == "amino_acid" else k for method in table.index])
+    table = evaluate_tokenizers(tokens_by_method, label_sets, seed=seed)
+    sizes = {"amino_acid": len(AMINO_ACIDS), THREE_DI_METHOD: UNDEFINED_TOKEN + 1}
+    table.insert(0, "k", [sizes.get(method, k) for method in table.index])
     table.insert(0, "description", [descriptions[method] for method in table.index])
     table.insert(0, "model", model_name)
 

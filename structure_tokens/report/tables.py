@@ -18,6 +18,8 @@ AGREEMENT_METRICS = {
     "nmi": "NMI (normalized mutual information; 0 = independent, 1 = identical partitions)",
     "ami": "AMI (mutual information adjusted for chance; random tokens score about 0)",
     "purity": "purity (fraction of residues carrying their token's majority label; grows with K)",
+    "probe_acc": "probe accuracy (each token's majority label, learned on other chains: 5 folds by chain)",
+    "majority_acc": "majority-class rate on the same held-out chains (what the probe has to beat)",
 }
 STYLE = """
 body { font-family: sans-serif; font-size: 14px; margin: 1em; }
@@ -67,6 +69,7 @@ def agreement_sections(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     """The headline held-out numbers as a two-column table (metric, value) for the report."""
     usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
+    similarity, noise = metrics.get("centroid_similarity") or {}, metrics.get("noise_sensitivity") or {}
     rows = {
         "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
                                           if metrics["model_is_random_test_checkpoint"] else ""),
@@ -82,6 +85,9 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
         "I(token; amino acid) / H(amino acid)": aa.get("fraction_of_aa_entropy"),
         "NMI(token, amino acid)": aa.get("nmi"),
         "seed stability: ARI of the assignments of codebook seeds s and s + 1": stability.get("ari"),
+        "centroid distinctiveness: mean / max pairwise cosine similarity": "{} / {}".format(
+            *(format_value(similarity.get(key)) for key in ("mean_pairwise_cosine", "max_pairwise_cosine"))),
+        "token sensitivity: residues whose token changes under 1% Gaussian noise": noise.get("fraction_changed"),
     }
     return pd.DataFrame({"metric": list(rows), "value": [format_value(value) for value in rows.values()]})
 
