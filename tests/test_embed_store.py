@@ -146,3 +146,17 @@ def test_values_without_their_index_are_not_a_batch(tmp_path):
     writer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS)
     assert writer.done_ids == {"a"} and sorted(p.name for p in partial_dir(path).glob("batch_*")) == [
         "batch_000000.npy", "batch_000000.npz"]
+
+
+def test_a_failed_background_write_is_raised_to_the_caller(tmp_path, monkeypatch):
+    path = tmp_path / "shard_00000.h5"
+    writer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    writer.add("a", embedding(1, 1))  # handed to the writer thread
+    with pytest.raises(OSError, match="No space left on device"):
+        writer.finalise()
+    assert not path.exists()

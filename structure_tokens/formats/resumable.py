@@ -4,7 +4,8 @@ While a shard is being written, finished proteins go to ``<output>.partial/``: e
 ``batch_NNNNNN.npy`` of concatenated per-residue values and, written after it, a
 ``batch_NNNNNN.npz`` index (``ids``, ``sequence_hash``, ``fingerprint``, ``lengths``); both are
 written atomically and a batch counts only once its index exists, so a job that dies loses at most
-the proteins queued since the last flush. A resumed run reuses a finished protein only when its id,
+the proteins queued since the last flush. Batches are written by a background thread, off the
+caller's critical path. A resumed run reuses a finished protein only when its id,
 its sequence hash, its fingerprint (for embeddings: the forward batches it came from) and the
 settings that decide the values (``meta``) all still match; the rest is discarded with a log line.
 Finalising writes the declared output under a temporary name, proteins in shard order whatever
@@ -20,6 +21,8 @@ import logging
 import os
 import shutil
 import zipfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -28,6 +31,7 @@ import numpy as np
 from structure_tokens.formats.atomic import atomic_output
 
 log = logging.getLogger(__name__)
+QUEUED_BATCHES = 2  # batches handed to the writer thread and not yet on disk, at most
 
 
 def partial_dir(path: str | os.PathLike) -> Path:
@@ -63,13 +67,17 @@ class ResumableShardWriter:
         self._pending: list[tuple[str, np.ndarray]] = []
         self._pending_rows = 0
         self._last_batch = -1
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+        self._writes: deque[Future] = deque()
         self._values: dict[int, np.ndarray] = {}  # batch number -> memory-mapped values
         self._found: dict[str, tuple[int, int, int]] = {}  # id -> (batch number, first row, end row)
         self._resume()
 
     @property
     def done_ids(self) -> set[str]:
-        """Proteins whose values are already stored."""
+        """Proteins whose values are stored (after waiting for the batches being written)."""
+        while self._writes:
+            self._writes.popleft().result()
         return set(self._found)
 
     def _resume(self) -> None:
@@ -142,13 +150,24 @@ class ResumableShardWriter:
         if self._pending_rows >= self.flush_rows:
             self.flush()
 
-    def flush(self) -> None:
-        """Write the queued proteins as one batch: values, then the index that makes it count."""
-        if not self._pending:
-            return
-        ids, arrays = zip(*self._pending)
+    def flush(self, wait: bool = False) -> None:
+        """Hand the queued proteins to the writer thread as one batch; with ``wait``, until all are on disk.
+
+        Batches are written in the background (values, then the index that makes the batch count),
+        so the caller's next forward pass need not wait for the disk; at most
+        :data:`QUEUED_BATCHES` batches wait in memory, and a writer error is raised here.
+        """
+        if self._pending:
+            ids, arrays = zip(*self._pending)
+            self._last_batch += 1  # after every earlier batch, never over one
+            self._writes.append(self._writer.submit(self._write_batch, self._last_batch, ids, arrays))
+            self._pending, self._pending_rows = [], 0
+        while self._writes and (wait or len(self._writes) > QUEUED_BATCHES):
+            self._writes.popleft().result()
+
+    def _write_batch(self, number: int, ids: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> None:
+        """On the writer thread: one batch's files, then its proteins count as stored."""
         hashes, fingerprints = zip(*(self.expected[i] for i in ids))
-        number = self._last_batch + 1  # after every earlier batch, never over one
         index, values_path = self._batch_paths(number)
         lengths = np.array([len(a) for a in arrays], dtype=np.int64)
         with atomic_output(values_path) as tmp, open(tmp, "wb") as handle:
@@ -157,12 +176,9 @@ class ResumableShardWriter:
             np.savez(handle, ids=np.array(ids, dtype=str), sequence_hash=np.array(hashes, dtype=str),
                      fingerprint=np.array(fingerprints, dtype=str), lengths=lengths)
         self._open_batch(number)
-        self._last_batch = number
         ends = np.cumsum(lengths)
         for protein_id, start, end in zip(ids, ends - lengths, ends):
             self._found[protein_id] = (number, int(start), int(end))
-        self._pending.clear()
-        self._pending_rows = 0
 
     def value_blocks(self, max_rows: int = 65536) -> Iterator[np.ndarray]:
         """The stored values in shard order, about ``max_rows`` at a time (a protein is never split)."""
@@ -183,7 +199,8 @@ class ResumableShardWriter:
 
     def finalise(self) -> None:
         """Write the output from all batches in shard order, rename it into place, remove the batches."""
-        self.flush()
+        self.flush(wait=True)
+        self._writer.shutdown()
         ids = self._ordered_ids()
         lengths = [self._found[i][2] - self._found[i][1] for i in ids]
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
@@ -201,5 +218,9 @@ class ResumableShardWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finalise()
-        else:
-            self.flush()  # whole proteins already queued are kept for the next attempt
+            return
+        try:
+            self.flush(wait=True)  # whole proteins already queued are kept for the next attempt
+        except Exception as error:  # the original error is the one to report
+            log.warning("%s: could not keep the last batches (%s)", self.partial, error)
+        self._writer.shutdown()
