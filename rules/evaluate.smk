@@ -55,6 +55,12 @@ rule evaluate_structures:
             category="2. Structure agreement",
             labels={"figure": "token tracks"},
         ),
+        three_di=report(
+            f"{OUT}/evaluation/structures/token_3di_K{K}.png",
+            caption="../docs/report/token_3di.rst",
+            category="2. Structure agreement",
+            labels={"figure": "3Di states per ESM token"},
+        ),
     log:
         f"{OUT}/logs/evaluate_structures.log",
     benchmark:

@@ -11,7 +11,7 @@ from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
 from structure_tokens.report.tables import agreement_sections, write_html_tables
-from structure_tokens.report.tracks import plot_token_tracks
+from structure_tokens.report.tracks import plot_token_label_distribution, plot_token_tracks
 from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
@@ -40,6 +40,7 @@ evaluation = evaluate_structures(
 )
 write_structure_evaluation(evaluation, out.tsv, out.json)
 plot_token_tracks(out.tracks, evaluation, n_shown=options.track_chains)
+plot_token_label_distribution(out.three_di, evaluation, label="3di")
 write_html_tables(
     out.html,
     f"Token agreement with structure labels (K={tokenizer.codebook.k})",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
-from structure_tokens.report.tracks import plot_token_tracks
+from structure_tokens.report.tracks import plot_token_label_distribution, plot_token_tracks
 from structure_tokens.evaluation.agreement import (
     ContingencyCounts,
     adjusted_rand_index,
@@ -151,6 +151,7 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
     )
     write_structure_evaluation(evaluation, out / "metrics.tsv", out / "metrics.json")
     plot_token_tracks(out / "tracks.png", evaluation)
+    plot_token_label_distribution(out / "token_3di.png", evaluation)
     table = evaluation.table
     written = pd.read_csv(out / "metrics.tsv", sep="\t", index_col="method")
     assert list(written.index) == ["esm_kmeans", "amino_acid", "random", "handcrafted_6d", "foldseek_3di"]
@@ -175,6 +176,10 @@ def test_evaluate_structures_end_to_end_with_amino_acid_token_fn(tmp_path):
     three_di = summary["labels"]["3di"]
     assert three_di["n_defined"] + three_di["n_undefined"] == summary["n_residues"] and three_di["n_undefined"] < 20
     assert (out / "tracks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "token_3di.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sensitivity = summary["esm_substitution_sensitivity"]
+    assert sensitivity["substitutions"] == 2 * 5 and sensitivity["fraction_changed"] == 0.0  # amino-acid tokens
+    assert 5 * (235 + 43 - 2 * 5) <= sensitivity["residues_scored"] <= 5 * (235 + 43 - 2 * 3)
     assert not list(out.glob(".*.tmp"))
 
     def wrong_length(sequences):

@@ -110,7 +110,8 @@ def test_html_report_shows_every_figure_and_table(run):
     config = run.parent / "config.yaml"
     run_snakemake(run.parent, "--configfile", str(config), "--report", "report.html")
     page = (run.parent / "report.html").read_text()
-    for name in ("clustering_pca.png", "token_usage.png", f"token_tracks_K{K}.png", f"agreement_K{K}.html",
+    for name in ("clustering_pca.png", "token_usage.png", f"token_tracks_K{K}.png", f"token_3di_K{K}.png",
+                 f"agreement_K{K}.html",
                  f"heldout_metrics_K{K}.html"):
         assert name in page, name
     assert MODEL in page and "randomly initialised test checkpoint" in page

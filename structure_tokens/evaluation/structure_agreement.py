@@ -75,6 +75,38 @@ def _label_summary(arrays: Sequence[np.ndarray], classes: Sequence[str]) -> dict
             "entropy_bits": entropy_bits(defined)}
 
 
+SUBSTITUTION_CHAINS = 20  # chains probed for token sensitivity to a substitution
+SUBSTITUTION_SITES = 5  # substitutions per chain
+SUBSTITUTION_MIN_DISTANCE = 3  # residues at least this far from the substitution are scored
+
+
+def substitution_sensitivity(token_fn: TokenFn, sequences: Sequence[str], seed: int) -> dict[str, Any]:
+    """Fraction of residues whose token changes when one residue :data:`SUBSTITUTION_MIN_DISTANCE` or
+    more positions away is substituted (StructTokenBench's sensitivity; a structure tokenizer should
+    not flip a residue's token for a distant point mutation that leaves the fold alone).
+
+    Up to :data:`SUBSTITUTION_CHAINS` chains, :data:`SUBSTITUTION_SITES` seeded sites each, each
+    replaced by a different standard amino acid; averaged over all scored residues.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = sorted(rng.choice(len(sequences), size=min(SUBSTITUTION_CHAINS, len(sequences)), replace=False))
+    mutants, origins = [], []
+    for index in chosen:
+        sequence = sequences[index]
+        for site in rng.choice(len(sequence), size=min(SUBSTITUTION_SITES, len(sequence)), replace=False):
+            residue = rng.choice([a for a in AMINO_ACIDS if a != sequence[site]])
+            mutants.append(sequence[:site] + residue + sequence[site + 1:])
+            origins.append((index, int(site)))
+    original = dict(zip(chosen, token_fn([sequences[i] for i in chosen])))
+    changed = scored = 0
+    for (index, site), tokens in zip(origins, token_fn(mutants)):
+        far = np.abs(np.arange(len(tokens)) - site) >= SUBSTITUTION_MIN_DISTANCE
+        changed += int((tokens[far] != original[index][far]).sum())
+        scored += int(far.sum())
+    return {"chains": len(chosen), "substitutions": len(mutants), "min_distance": SUBSTITUTION_MIN_DISTANCE,
+            "residues_scored": scored, "fraction_changed": changed / scored if scored else None}
+
+
 def evaluate_structures(
     folder: str | os.PathLike,
     *,
@@ -135,6 +167,7 @@ def evaluate_structures(
         "skipped": skipped,
         "labels": {name: _label_summary(arrays, label_classes[name]) for name, arrays in label_sets.items()},
         "methods": descriptions,
+        "esm_substitution_sensitivity": substitution_sensitivity(token_fn, sequences, seed),
         "handcrafted_6d_seed_stability_ari": adjusted_rand_index(
             np.concatenate(tokens_by_method["handcrafted_6d"]), np.concatenate(handcrafted_tokens(labels, k, seed + 1))
         ),

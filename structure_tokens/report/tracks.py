@@ -75,3 +75,24 @@ def plot_token_tracks(path: str | os.PathLike, evaluation: StructureEvaluation, 
     figure.suptitle(title)
     with atomic_output(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110)
+
+
+def plot_token_label_distribution(path: str | os.PathLike, evaluation: StructureEvaluation, *, label: str = "3di",
+                                  n_tokens: int = 64) -> None:
+    """Heat map: for the ``n_tokens`` most used ESM tokens, the fraction of their residues in each
+    state of ``label`` (Foldseek 3Di by default), from the evaluation's per-token distributions."""
+    rows = sorted(evaluation.summary["esm_token_label_distributions"][label], key=lambda row: -row["count"])[:n_tokens]
+    states = list(evaluation.summary["labels"][label]["classes"])
+    matrix = np.array([[row[state] for state in states] for row in rows])
+    model_name, k = evaluation.summary["model_name"], evaluation.summary["k"]
+    figure = Figure(figsize=(8, 2 + 0.16 * len(rows)), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(matrix, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_xticks(range(len(states)), states)
+    ax.set_yticks(range(len(rows)), [f"S{int(row['token']):03d} ({row['count']})" for row in rows], fontsize=6)
+    ax.set_xlabel(f"{label} state")
+    ax.set_ylabel("ESM token (residues), most used first")
+    figure.colorbar(image, ax=ax, label="fraction of the token's residues")
+    figure.suptitle(f"{label} states per ESM token: {ESM_METHOD} ({model_name}, K={k}), top {len(rows)} tokens")
+    with atomic_output(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
