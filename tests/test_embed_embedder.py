@@ -235,3 +235,17 @@ def test_without_a_gpu_auto_means_cpu_and_cuda_is_an_error(tiny_checkpoint, monk
     assert embedder(tiny_checkpoint).device.type == "cpu"
     with pytest.raises(RuntimeError, match="model.device is 'cuda' and no GPU is visible"):
         embedder(tiny_checkpoint, device="cuda")
+
+
+def test_results_can_stay_on_the_device_with_the_same_values(tiny_checkpoint):
+    """One-pass tokens keep embeddings on the model's device; windowed means are the same float32 mean."""
+    batch = proteins([1500, 300, 40], seed=5)  # the first is embedded in overlapping windows
+    host = embedder(tiny_checkpoint, token_budget=4096)
+    on_device = embedder(tiny_checkpoint, token_budget=4096)
+    on_device.results_on_device = True
+    expected = {index: values for finished in host.embed_batches(batch) for index, values in finished}
+    got = {index: values for finished in on_device.embed_batches(batch) for index, values in finished}
+    assert expected.keys() == got.keys() == {0, 1, 2}
+    for index, values in got.items():
+        assert isinstance(values, torch.Tensor) and values.dtype == torch.float16
+        np.testing.assert_array_equal(values.numpy(), expected[index])

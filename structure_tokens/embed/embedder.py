@@ -113,6 +113,9 @@ class Embedder:
         self.max_batch_tokens = self.token_budget
         self.skipped: list[int] = []
         self.tokens_run = self.real_tokens_run = 0  # tokens of the forward passes, and those not padding
+        # False: results are float16 numpy arrays on the host. True (one-pass tokens): float16 tensors
+        # left on the model's device, so only what is computed from them needs to leave it.
+        self.results_on_device = False
 
     def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
         """What is run through the model: whole proteins, or windows / truncations of long ones."""
@@ -152,7 +155,7 @@ class Embedder:
         self.real_tokens_run += sum(len(p.sequence) + 2 for p in batch)
         out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
         representations = out["representations"][self.layer].to(torch.float16)
-        if self.device.type != "cuda":
+        if self.device.type != "cuda" or self.results_on_device:
             return InFlight(batch, representations, None)
         host = torch.empty(representations.shape, dtype=torch.float16, pin_memory=True)
         host.copy_(representations, non_blocking=True)
@@ -197,8 +200,9 @@ class Embedder:
             yield from finished
 
     def embed_batches(self, proteins: Sequence[Protein], plan: "Plan | None" = None,
-                      done: Collection[int] = ()) -> Iterator[list[tuple[int, np.ndarray]]]:
-        """After each forward batch, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``.
+                      done: Collection[int] = ()) -> Iterator[list[tuple[int, Any]]]:
+        """After each forward batch, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``,
+        numpy arrays on the host, or tensors on the device with ``results_on_device``.
 
         The next batch is launched before a batch's results are handed out, so on a GPU the caller's
         work on them (writing, token assignment) overlaps the next forward pass. If launching fails,
@@ -216,9 +220,9 @@ class Embedder:
         windows_left: dict[int, int] = {}
         for piece in (piece for batch in batches for piece in batch if piece.index not in done):
             windows_left[piece.index] = windows_left.get(piece.index, 0) + 1
-        partial: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        partial: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-        def finish(launched: list[InFlight]) -> list[tuple[int, np.ndarray]]:
+        def finish(launched: list[InFlight]) -> list[tuple[int, Any]]:
             finished = []
             for piece, rep in ((piece, rep) for part in launched for piece, rep in part.results()):
                 if piece.index in done:
@@ -227,15 +231,16 @@ class Embedder:
                     finished.append((piece.index, rep))
                     continue
                 length = len(proteins[piece.index].sequence)
-                total, count = partial.setdefault(piece.index, (np.zeros((length, rep.shape[1]), np.float32),
-                                                                np.zeros((length, 1), np.float32)))
-                total[piece.start:piece.start + len(rep)] += rep
+                total, count = partial.setdefault(piece.index, (
+                    torch.zeros((length, rep.shape[1]), dtype=torch.float32, device=rep.device),
+                    torch.zeros((length, 1), dtype=torch.float32, device=rep.device)))
+                total[piece.start:piece.start + len(rep)] += rep.float()
                 count[piece.start:piece.start + len(rep)] += 1
                 windows_left[piece.index] -= 1
                 if windows_left[piece.index] == 0:
                     del partial[piece.index]
-                    finished.append((piece.index, (total / count).astype(np.float16)))
-            return finished
+                    finished.append((piece.index, (total / count).half()))  # the same float32 mean, rounded
+            return finished if self.results_on_device else [(index, rep.numpy()) for index, rep in finished]
 
         previous: list[InFlight] | None = None
         for batch in batches:
@@ -277,18 +282,19 @@ class Plan:
 
 @dataclass
 class InFlight:
-    """A launched forward pass: its pieces and the host tensor its representations are copied to."""
+    """A launched forward pass: its pieces and the tensor holding its representations (pinned host
+    memory they are being copied to on CUDA, else the model's output itself)."""
 
     pieces: list[Piece]
     host: torch.Tensor
     copied: Any  # torch.cuda.Event on a GPU, None when the tensor is ready
 
-    def results(self) -> list[tuple[Piece, np.ndarray]]:
-        """Each piece with its ``(len(piece.sequence), dim)`` float16 representations (BOS/EOS stripped)."""
+    def results(self) -> list[tuple[Piece, torch.Tensor]]:
+        """Each piece with its ``(len(piece.sequence), dim)`` float16 representations (BOS/EOS stripped),
+        views of the host tensor (or of the device tensor, when results stay on the device)."""
         if self.copied is not None:
             self.copied.synchronize()
-        host = self.host.numpy()
-        return [(piece, host[i, 1:len(piece.sequence) + 1]) for i, piece in enumerate(self.pieces)]
+        return [(piece, self.host[i, 1:len(piece.sequence) + 1]) for i, piece in enumerate(self.pieces)]
 
 
 def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:

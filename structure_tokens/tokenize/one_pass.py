@@ -26,8 +26,9 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
                              options: EmbedOptions = EmbedOptions()) -> dict[str, Any]:
     """Tokens of one shard, equal to `embed` then `tokenize` (same float16 rounding, same argmin).
 
-    Tokens are assigned on the device once per forward batch and kept in resumable batches: a job
-    that dies loses at most the batch in flight.
+    Tokens are assigned on the device once per forward batch, from embeddings that never leave it
+    (only the uint16-sized tokens are copied back), and kept in resumable batches: a job that
+    dies loses at most the batch in flight.
     """
     proteins = read_shard(shard_tsv)
     codebook = Codebook.load(codebook_npz)
@@ -38,6 +39,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
                          f"not match codebook {codebook_npz} (model {codebook.model_name}, layer "
                          f"{codebook.layer}, dim {codebook.dim})")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
+    embedder.results_on_device = True
     plan = embedder.plan(proteins)
     with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(model_name, embedder),
                      options.token_budget) as writer:
@@ -48,8 +50,8 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
         for finished in embedder.embed_batches(proteins, plan, done):
             if not finished:
                 continue  # a batch of windows of proteins that are not complete yet
-            # one upload and one download per batch, no per-protein synchronisation
-            block = torch.from_numpy(np.concatenate([embedding for _, embedding in finished])).to(embedder.device)
+            # the embeddings stay on the device: only the tokens of the batch come back, in one copy
+            block = torch.cat([embedding for _, embedding in finished])
             flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
             for (index, _), tokens in zip(finished, np.split(flat, np.cumsum([len(e) for _, e in finished])[:-1])):
                 writer.add(proteins[index].id, tokens)
