@@ -13,6 +13,7 @@ import pytest
 
 from structure_tokens.codebook.assign import assign, assign_torch, mean_squared_error
 from structure_tokens.codebook.kmeans import train_codebook
+from structure_tokens.codebook.options import BACKENDS
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.train import train_codebook_from_shards
 from structure_tokens.formats.codebook import Codebook
@@ -119,10 +120,11 @@ def purity(tokens: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean([majority[t] == label for t, label in zip(tokens, labels)]))
 
 
-def test_kmeans_recovers_blobs_and_assign_agrees():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kmeans_recovers_blobs_and_assign_agrees(backend):
     X, labels = blobs()
     codebook, stats = train_codebook(X, k=N_BLOBS, seed=0, batch_size=256, max_iter=50,
-                                     model_name="m", layer=1)
+                                     model_name="m", layer=1, backend=backend)
     tokens = assign(X, codebook.centroids, chunk_rows=300)
     assert tokens.dtype == np.uint16
     assert purity(tokens, labels) == 1.0
@@ -131,6 +133,22 @@ def test_kmeans_recovers_blobs_and_assign_agrees():
     assert stats["inertia"] > 0 and stats["iterations"] >= 1
     brute = ((X[:, None, :] - codebook.centroids[None]) ** 2).sum(-1).argmin(1)
     np.testing.assert_array_equal(tokens, brute)
+    assert stats["backend"] == backend
+    assert stats["inertia"] == pytest.approx(((X - codebook.centroids[tokens]) ** 2).sum(), rel=1e-4)
+    found = sorted(map(tuple, np.round(codebook.centroids[np.argsort(codebook.centroids[:, 0])], 1)))
+    true = sorted(map(tuple, np.round(blob_centers()[np.argsort(blob_centers()[:, 0])], 1)))
+    assert np.abs(np.array(found) - np.array(true)).max() < 0.2  # the known centres, recovered
+
+
+def test_torch_backend_is_seeded_and_refills_empty_codes():
+    X, _ = blobs(100)
+    first, _ = train_codebook(X, k=12, seed=3, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
+    again, _ = train_codebook(X, k=12, seed=3, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
+    other, _ = train_codebook(X, k=12, seed=4, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
+    assert first.sha256 == again.sha256 and first.sha256 != other.sha256
+    assert utilization(usage_counts(assign(X, first.centroids), 12)) == 1.0  # 12 codes for 8 blobs: none empty
+    with pytest.raises(ValueError, match="codebook.backend must be one of"):
+        train_codebook(X, k=4, seed=0, batch_size=8, max_iter=1, model_name="m", layer=1, backend="faiss")
 
 
 def test_assign_torch_matches_numpy():
@@ -223,7 +241,7 @@ def test_describe_histogram_of_nothing_is_none():
 def test_training_logs_inits_steps_and_convergence_at_a_bounded_rate(caplog):
     X = np.random.default_rng(0).normal(size=(20000, 16)).astype(np.float32)
     with caplog.at_level(logging.INFO, logger="structure_tokens.codebook.kmeans"):
-        train_codebook(X, k=8, seed=0, batch_size=1024, max_iter=5, model_name="m", layer=1)
+        train_codebook(X, k=8, seed=0, batch_size=1024, max_iter=5, model_name="m", layer=1, backend="sklearn")
     messages = [record.getMessage() for record in caplog.records]
     assert sum("Inertia for init" in m for m in messages) == 3
     steps = [m for m in messages if m.startswith("k-means step ")]

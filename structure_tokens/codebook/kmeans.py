@@ -1,7 +1,8 @@
-"""The k-means trainer of the codebook (scikit-learn MiniBatchKMeans).
+"""The k-means trainers of the codebook: ``torch`` (k-means++ then Lloyd) and ``sklearn`` (MiniBatchKMeans).
 
-A trainer turns a float32 residue sample into a :class:`Codebook` and fit statistics; adding
-another algorithm means adding a function like :func:`train_codebook` here.
+:func:`train_codebook` turns a float32 residue sample into a :class:`Codebook` and fit statistics
+with the backend named in ``codebook.backend``; adding an algorithm means adding a ``_fit_<name>``
+function here and its name to ``codebook.options.BACKENDS``.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import re
 import time
 from typing import Any, Callable
 
 import numpy as np
 
+from structure_tokens.codebook.options import BACKENDS
 from structure_tokens.formats.codebook import MAX_K, Codebook
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,11 @@ class FitLog(io.TextIOBase):
             self.last, self.last_decile = now, decile
 
 
+INIT_SAMPLE_PER_CODE = 32  # k-means++ (torch backend) picks its seeds from 32 x k sampled residues
+LLOYD_TOLERANCE = 5e-3  # torch backend: stop when an iteration lowers the inertia by less than this fraction
+CHUNK_ROWS = 65536
+
+
 def train_codebook(
     X: np.ndarray,
     *,
@@ -69,10 +77,19 @@ def train_codebook(
     max_iter: int,
     model_name: str,
     layer: int,
+    backend: str = "torch",
 ) -> tuple[Codebook, dict[str, Any]]:
-    """Fit MiniBatchKMeans (k-means++, 3 seeded inits) on ``X``; return the codebook and fit stats."""
-    from sklearn.cluster import MiniBatchKMeans  # here, not at the top: tokenizing needs only torch
+    """Fit k-means with ``k`` centroids on ``X``; return the codebook and fit statistics.
 
+    ``sklearn``: MiniBatchKMeans (k-means++, 3 seeded inits, mini-batches of ``batch_size``,
+    ``max_iter`` epochs). ``torch``: k-means++ on a seeded sample, then full Lloyd iterations
+    (float32 distances; centroid sums in float32 per 65,536 rows, accumulated in float64) until an
+    iteration improves the inertia by less than :data:`LLOYD_TOLERANCE`, or ``max_iter``; on CUDA
+    when the job has a GPU. Both write the same codebook file; ``stats["inertia"]`` is the sum of
+    squared distances over ``X``.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"codebook.backend must be one of {BACKENDS}, got {backend!r}")
     if not 1 <= k <= MAX_K:
         raise ValueError(f"codebook size k={k} must be between 1 and {MAX_K} (uint16 tokens)")
     if len(X) < k:
@@ -80,11 +97,88 @@ def train_codebook(
                          "sample more residues (codebook.sample_per_shard / max_train_residues) or lower k")
     X = np.asarray(X, dtype=np.float32)
     started = time.perf_counter()
+    centroids, stats = (_fit_sklearn(X, k, seed, batch_size, max_iter) if backend == "sklearn"
+                        else _fit_torch(X, k, seed, max_iter))
+    codebook = Codebook(centroids=centroids, model_name=model_name, layer=layer, seed=seed, n_train=len(X))
+    return codebook, {"backend": backend, **stats, "seconds": time.perf_counter() - started}
+
+
+def _fit_sklearn(X: np.ndarray, k: int, seed: int, batch_size: int, max_iter: int) -> tuple[np.ndarray, dict]:
+    from sklearn.cluster import MiniBatchKMeans  # here, not at the top: tokenizing needs only torch
+
     with contextlib.redirect_stdout(FitLog()):  # scikit-learn prints its progress
         model = MiniBatchKMeans(n_clusters=k, random_state=seed, batch_size=batch_size,
                                 max_iter=max_iter, n_init=3, verbose=1).fit(X)
-    codebook = Codebook(centroids=model.cluster_centers_.astype(np.float32), model_name=model_name,
-                        layer=layer, seed=seed, n_train=len(X))
-    stats = {"inertia": float(model.inertia_), "iterations": int(model.n_iter_),
-             "minibatch_steps": int(model.n_steps_), "seconds": time.perf_counter() - started}
-    return codebook, stats
+    return model.cluster_centers_.astype(np.float32), {
+        "inertia": float(model.inertia_), "iterations": int(model.n_iter_), "minibatch_steps": int(model.n_steps_)}
+
+
+def _fit_torch(X: np.ndarray, k: int, seed: int, max_iter: int) -> tuple[np.ndarray, dict]:
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    generator = torch.Generator().manual_seed(seed)
+    data = torch.from_numpy(X).to(device)
+    sample = data[torch.randperm(len(X), generator=generator)[:INIT_SAMPLE_PER_CODE * k].to(device)]
+    centroids = _kmeans_plus_plus(sample, k, generator)
+    started, iterations = time.monotonic(), 0
+    tokens, distances = _assign_with_distances(data, centroids)
+    for iterations in range(1, max_iter + 1):
+        inertia = float(distances.sum())
+        sums = torch.zeros((k, data.shape[1]), dtype=torch.float64, device=device)
+        chunk_sums = torch.empty((k, data.shape[1]), dtype=torch.float32, device=device)
+        for start in range(0, len(data), CHUNK_ROWS):  # float32 sums per chunk, accumulated in float64
+            chunk_sums.zero_().index_add_(0, tokens[start:start + CHUNK_ROWS], data[start:start + CHUNK_ROWS])
+            sums += chunk_sums
+        counts = torch.bincount(tokens, minlength=k)
+        empty = counts == 0
+        centroids = torch.where(empty[:, None], centroids, (sums / counts.clamp(min=1)[:, None]).float())
+        if empty.any():  # an empty code takes the residues farthest from their centroid
+            centroids[empty] = data[torch.topk(distances, int(empty.sum())).indices]
+        tokens, distances = _assign_with_distances(data, centroids)
+        new_inertia = float(distances.sum())
+        log.info("k-means (torch) iteration %d: inertia %.6g, %d empty codes refilled (%.1f s)", iterations,
+                 new_inertia, int(empty.sum()), time.monotonic() - started)
+        if inertia - new_inertia <= LLOYD_TOLERANCE * inertia:
+            break
+    return centroids.cpu().numpy(), {"inertia": float(distances.sum()), "iterations": iterations,
+                                     "device": device.type, "init_sample": len(sample)}
+
+
+def _assign_with_distances(data, centroids) -> tuple[Any, Any]:
+    """Nearest centroid of every row and its squared distance, from one matmul per chunk.
+
+    ``||x - c||^2 = ||x||^2 + (||c||^2 - 2 x.c)``: the argmin is taken as in ``assign_torch``, and
+    its minimum plus ``||x||^2`` is the distance (clamped at 0 against rounding).
+    """
+    import torch
+
+    centroid_sq = (centroids * centroids).sum(dim=1)
+    tokens, distances = [], []
+    for start in range(0, len(data), CHUNK_ROWS):
+        chunk = data[start:start + CHUNK_ROWS]
+        best, index = torch.min(centroid_sq - 2.0 * (chunk @ centroids.T), dim=1)
+        tokens.append(index)
+        distances.append(((chunk * chunk).sum(dim=1) + best).clamp(min=0))
+    return torch.cat(tokens), torch.cat(distances).double()
+
+
+def _kmeans_plus_plus(sample, k: int, generator) -> Any:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; 2 + log k candidates per step, as scikit-learn)."""
+    import torch
+
+    trials = 2 + int(math.log(k))
+    squared_norms = (sample * sample).sum(dim=1)
+    first = int(torch.randint(len(sample), (1,), generator=generator))
+    centroids = [sample[first]]
+    closest = ((sample - sample[first]) ** 2).sum(dim=1)
+    for _ in range(1, k):
+        weights = (closest / closest.sum()).cpu().double()
+        candidates = torch.multinomial(weights, trials, replacement=True, generator=generator).to(sample.device)
+        # squared distances of every sample point to each candidate, (trials, n), by one matmul
+        distances = (squared_norms[candidates, None] - 2 * sample[candidates] @ sample.T + squared_norms).clamp(min=0)
+        options = torch.minimum(closest[None, :], distances)
+        best = int(options.sum(dim=1).argmin())
+        closest = options[best]
+        centroids.append(sample[candidates[best]])
+    return torch.stack(centroids).float()

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from structure_tokens.formats.codebook import MAX_K
 from structure_tokens.options import FromConfig
 
+BACKENDS = ("sklearn", "torch")  # k-means implementations (codebook.kmeans.train_codebook)
+
 
 @dataclass(frozen=True)
 class CodebookOptions(FromConfig):
@@ -20,6 +22,7 @@ class CodebookOptions(FromConfig):
     holdout_fraction: float = 0.1
     batch_size: int = 4096
     max_iter: int = 100
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if not 2 <= self.k <= MAX_K:
@@ -27,5 +30,7 @@ class CodebookOptions(FromConfig):
         if self.max_train_residues < self.k:
             raise ValueError(f"codebook.max_train_residues ({self.max_train_residues}) is below codebook.k "
                              f"({self.k}): k-means needs at least k training residues")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"codebook.backend must be one of {BACKENDS}, got {self.backend!r}")
         if not 0 <= self.holdout_fraction < 1:
             raise ValueError(f"codebook.holdout_fraction must be in [0, 1), got {self.holdout_fraction}")

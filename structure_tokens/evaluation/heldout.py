@@ -102,7 +102,8 @@ def stability_codebook(
         raise ValueError(f"re-drawn training sample has {len(train)} residues, but the codebook was trained on "
                          f"{codebook.n_train}: the training shards or codebook options changed since")
     second, _ = train_codebook(train, k=codebook.k, seed=codebook.seed + 1, batch_size=options.batch_size,
-                               max_iter=options.max_iter, model_name=info["model_name"], layer=info["layer"])
+                               max_iter=options.max_iter, model_name=info["model_name"], layer=info["layer"],
+                               backend=options.backend)
     return second, len(train)
 
 
