@@ -21,6 +21,22 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return write_random_esm2_checkpoint(tmp_path_factory.mktemp("model") / "esm2_t2_32_tiny_random.pt")
 
 
+def crash_embedder_on_batch(monkeypatch, number: int):
+    """Make the ``number``-th forward batch of any Embedder raise "node died"; returns a function that undoes it."""
+    from structure_tokens.embed.embedder import Embedder
+
+    real_run, calls = Embedder._run, []
+
+    def run(self, pieces):
+        calls.append(len(pieces))
+        if len(calls) == number:
+            raise RuntimeError("node died")
+        return real_run(self, pieces)
+
+    monkeypatch.setattr(Embedder, "_run", run)
+    return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
+
+
 def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run this checkout's workflow in ``workdir``; fail the calling test with its output on error."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),

@@ -17,6 +17,8 @@ from structure_tokens.formats.resumable import partial_dir
 from structure_tokens.formats.shards import Protein, write_shard
 from structure_tokens.inputs.validate import sequence_hash
 
+from conftest import crash_embedder_on_batch
+
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 
 
@@ -127,19 +129,6 @@ def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, m
                       ("handed out", 2)]
 
 
-def crash_on_third_batch(monkeypatch):
-    """Make the third forward batch fail; returns a function that undoes it."""
-    real_run, calls = Embedder._run, []
-
-    def run(self, pieces):
-        calls.append(len(pieces))
-        if len(calls) == 3:
-            raise RuntimeError("node died")
-        return real_run(self, pieces)
-
-    monkeypatch.setattr(Embedder, "_run", run)
-    return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
-
 
 def assert_same_shard(path, reference):
     """Same proteins in the same order with the same float16 values (``created`` aside)."""
@@ -159,7 +148,7 @@ def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatc
     embed_shard(shard, tiny_checkpoint, reference, options)
 
     out = tmp_path / "resumed" / "shard_00000.h5"
-    undo = crash_on_third_batch(monkeypatch)
+    undo = crash_embedder_on_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="node died"):
         embed_shard(shard, tiny_checkpoint, out, options)
     assert not out.exists() and list(partial_dir(out).glob("batch_*.npz"))
@@ -178,7 +167,7 @@ def test_embed_shard_resumed_after_the_input_was_edited_equals_a_clean_run(tiny_
     write_shard(shard, original)
     out = tmp_path / "resumed" / "shard_00000.h5"
     options = EmbedOptions(token_budget=700)
-    undo = crash_on_third_batch(monkeypatch)
+    undo = crash_embedder_on_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="node died"):
         embed_shard(shard, tiny_checkpoint, out, options)
     undo()

@@ -66,6 +66,15 @@ def test_a_shard_with_no_proteins_is_complete(tmp_path):
         assert shard.ids == [] and shard.n_residues == 0 and list(shard.iter_blocks(8)) == []
 
 
+def killed_writer(path, names, *, flush_rows, rows):
+    """A writer of SHARD that added ``names`` (``rows`` rows of ones each) and then died, leaving its batches."""
+    with pytest.raises(RuntimeError, match="killed"):
+        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=flush_rows) as writer:
+            for name in names:
+                writer.add(name, embedding(rows, 1))
+            raise RuntimeError("killed")
+
+
 def test_writer_resumes_after_an_error(tmp_path):
     path = tmp_path / "shard_00000.h5"
     with pytest.raises(RuntimeError, match="killed"):
@@ -84,11 +93,7 @@ def test_writer_resumes_after_an_error(tmp_path):
 
 def test_partials_from_other_settings_or_damaged_are_discarded(tmp_path, caplog):
     path = tmp_path / "shard_00000.h5"
-    with pytest.raises(RuntimeError):
-        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
-            for name in "abc":
-                writer.add(name, embedding(2, 1))
-            raise RuntimeError("killed")
+    killed_writer(path, "abc", flush_rows=1, rows=2)
     batches = sorted(partial_dir(path).glob("batch_*.npz"))
     assert len(batches) == 3
     batches[1].write_bytes(batches[1].read_bytes()[:100])  # damaged middle batch
@@ -114,11 +119,7 @@ def test_output_is_in_shard_order_whatever_the_finishing_order(tmp_path):
 
 def test_resume_discards_proteins_whose_sequence_changed_or_that_left_the_shard(tmp_path, caplog):
     path = tmp_path / "shard_00000.h5"
-    with pytest.raises(RuntimeError):
-        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=2) as writer:
-            for name in "abc":
-                writer.add(name, embedding(1, 1))
-            raise RuntimeError("killed")
+    killed_writer(path, "abc", flush_rows=2, rows=1)
     edited = [("a", "ha", ""), ("c", "hc-edited", ""), ("d", "hd", "")]  # b removed, c's sequence edited
     with caplog.at_level(logging.WARNING):
         writer = EmbeddingWriter(path, proteins=edited, embed_dim=4, attrs=ATTRS)
@@ -137,11 +138,7 @@ def test_resume_discards_proteins_whose_sequence_changed_or_that_left_the_shard(
 
 def test_values_without_their_index_are_not_a_batch(tmp_path):
     path = tmp_path / "shard_00000.h5"
-    with pytest.raises(RuntimeError):
-        with EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS, flush_rows=1) as writer:
-            writer.add("a", embedding(1, 1))
-            writer.add("b", embedding(1, 1))
-            raise RuntimeError("killed")
+    killed_writer(path, "ab", flush_rows=1, rows=1)
     (partial_dir(path) / "batch_000001.npz").unlink()  # died between the values and the index
     writer = EmbeddingWriter(path, proteins=SHARD, embed_dim=4, attrs=ATTRS)
     assert writer.done_ids == {"a"} and sorted(p.name for p in partial_dir(path).glob("batch_*")) == [

@@ -16,6 +16,8 @@ from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
 from test_embed_embedder import proteins
 
+from conftest import crash_embedder_on_batch
+
 OPTIONS = EmbedOptions(token_budget=700)
 
 
@@ -53,25 +55,12 @@ def test_one_pass_tokens_equal_embed_then_tokenize(tiny_checkpoint, one_pass_inp
     assert not partial_dir(out).exists()
 
 
-def crash_on_third_batch(monkeypatch):
-    """Make the embedder die on its third batch until the returned ``undo`` is called."""
-    real_run, calls = Embedder._run, []
-
-    def run(self, pieces):
-        calls.append(len(pieces))
-        if len(calls) == 3:
-            raise RuntimeError("node died")
-        return real_run(self, pieces)
-
-    monkeypatch.setattr(Embedder, "_run", run)
-    return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
-
 
 def test_one_pass_resumes_after_a_crash_and_keeps_finished_batches(tiny_checkpoint, one_pass_inputs, tmp_path,
                                                                     monkeypatch):
     shard, codebook_npz, two_pass = one_pass_inputs
     out = tmp_path / "one_pass" / "shard_00000.h5"
-    undo = crash_on_third_batch(monkeypatch)
+    undo = crash_embedder_on_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="node died"):
         embed_and_tokenize_shard(shard, tiny_checkpoint, codebook_npz, out, OPTIONS)
     assert not out.exists() and list(partial_dir(out).glob("batch_*.npz"))
@@ -91,7 +80,7 @@ def test_one_pass_discards_batches_made_with_another_codebook(tiny_checkpoint, o
     Codebook(first.centroids[::-1].copy(), model_name=first.model_name, layer=first.layer, seed=1,
              n_train=1).save(other_npz)
     out = tmp_path / "one_pass" / "shard_00000.h5"
-    undo = crash_on_third_batch(monkeypatch)
+    undo = crash_embedder_on_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="node died"):
         embed_and_tokenize_shard(shard, tiny_checkpoint, other_npz, out, OPTIONS)
     undo()

@@ -22,7 +22,7 @@ from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
 from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.tokens import is_complete as tokens_complete
 
-from conftest import REPO, run_snakemake, write_test_config
+from conftest import REPO, crash_embedder_on_batch, run_snakemake, write_test_config
 
 K = 16
 
@@ -209,7 +209,7 @@ def test_one_pass_mode_gives_the_same_tokens(run, tmp_path, tiny_checkpoint):
 def test_crashed_embed_job_then_edited_input_ends_like_a_clean_run(tmp_path, tiny_checkpoint, monkeypatch):
     """An embed job dies after some batches; a protein it finished is edited in the input; the rerun
     discards what no longer matches and its outputs equal a clean run's on the edited input."""
-    from structure_tokens.embed.embedder import Embedder, embed_shard
+    from structure_tokens.embed.embedder import embed_shard
     from structure_tokens.embed.options import EmbedOptions
     from structure_tokens.formats.resumable import partial_dir
     from structure_tokens.inputs.readers import read_uniprot
@@ -225,19 +225,11 @@ def test_crashed_embed_job_then_edited_input_ends_like_a_clean_run(tmp_path, tin
             "source": "fasta", "path": str(fasta), "shard_size": 40}))
     run_snakemake(crashed, "--configfile", configs[crashed], "--cores", "2", "--until", "prepare")
     shard_tsv, out = crashed / "results/prepared/shards/shard_00001.tsv", crashed / "results/embeddings/shard_00001.h5"
-    real_run, calls = Embedder._run, []
-
-    def dies_on_fourth_batch(self, pieces):
-        calls.append(1)
-        if len(calls) == 4:
-            raise RuntimeError("node died")
-        return real_run(self, pieces)
-
-    monkeypatch.setattr(Embedder, "_run", dies_on_fourth_batch)
+    undo = crash_embedder_on_batch(monkeypatch, 4)
     options = EmbedOptions.from_config(yaml.safe_load(Path(configs[crashed]).read_text())["model"])
     with pytest.raises(RuntimeError, match="node died"):
         embed_shard(shard_tsv, tiny_checkpoint, out, options)
-    monkeypatch.setattr(Embedder, "_run", real_run)
+    undo()
     with np.load(sorted(partial_dir(out).glob("batch_*.npz"))[0]) as batch:
         edited_id = str(batch["ids"][0])  # finished before the crash
     sequence = next(r.sequence for r in records if r.input_id == edited_id)
