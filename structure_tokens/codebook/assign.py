@@ -40,10 +40,31 @@ def assign_torch(X, centroids, chunk_rows: int = 65536):
     centroid_sq = (centroids * centroids).sum(dim=1)
     if len(X) == 0:
         return torch.empty(0, dtype=torch.int64, device=X.device)
-    return torch.cat([
-        torch.argmin(centroid_sq - 2.0 * (X[start:start + chunk_rows].to(torch.float32) @ centroids.T), dim=1)
-        for start in range(0, len(X), chunk_rows)
-    ])
+    return torch.cat([torch.argmin(_scores(X[start:start + chunk_rows], centroids, centroid_sq), dim=1)
+                      for start in range(0, len(X), chunk_rows)])
+
+
+def assign_torch_with_distances(X, centroids, chunk_rows: int = 65536):
+    """:func:`assign_torch` and the squared distance of every row to its centroid (float64), from the
+    same matmul: the row's minimum score plus ``||x||^2``, clamped at 0 against rounding."""
+    import torch
+
+    centroids = centroids.to(device=X.device, dtype=torch.float32)
+    centroid_sq = (centroids * centroids).sum(dim=1)
+    tokens, distances = [], []
+    for start in range(0, len(X), chunk_rows):
+        chunk = X[start:start + chunk_rows].to(torch.float32)
+        best, index = torch.min(_scores(chunk, centroids, centroid_sq), dim=1)
+        tokens.append(index)
+        distances.append(((chunk * chunk).sum(dim=1) + best).clamp(min=0))
+    return torch.cat(tokens), torch.cat(distances).double()
+
+
+def _scores(chunk, centroids, centroid_sq):
+    """``||c||^2 - 2 x.c`` for every row of ``chunk`` and every centroid, in float32."""
+    import torch
+
+    return centroid_sq - 2.0 * (chunk.to(torch.float32) @ centroids.T)
 
 
 def mean_squared_error(X: np.ndarray, centroids: np.ndarray, tokens: np.ndarray) -> float:

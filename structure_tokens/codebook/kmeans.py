@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from structure_tokens.codebook.assign import assign_torch_with_distances
 from structure_tokens.codebook.options import BACKENDS
 from structure_tokens.formats.codebook import MAX_K, Codebook
 
@@ -122,7 +123,7 @@ def _fit_torch(X: np.ndarray, k: int, seed: int, max_iter: int) -> tuple[np.ndar
     sample = data[torch.randperm(len(X), generator=generator)[:INIT_SAMPLE_PER_CODE * k].to(device)]
     centroids = _kmeans_plus_plus(sample, k, generator)
     started, iterations = time.monotonic(), 0
-    tokens, distances = _assign_with_distances(data, centroids)
+    tokens, distances = assign_torch_with_distances(data, centroids, CHUNK_ROWS)
     for iterations in range(1, max_iter + 1):
         inertia = float(distances.sum())
         sums = torch.zeros((k, data.shape[1]), dtype=torch.float64, device=device)
@@ -135,7 +136,7 @@ def _fit_torch(X: np.ndarray, k: int, seed: int, max_iter: int) -> tuple[np.ndar
         centroids = torch.where(empty[:, None], centroids, (sums / counts.clamp(min=1)[:, None]).float())
         if empty.any():  # an empty code takes the residues farthest from their centroid
             centroids[empty] = data[torch.topk(distances, int(empty.sum())).indices]
-        tokens, distances = _assign_with_distances(data, centroids)
+        tokens, distances = assign_torch_with_distances(data, centroids, CHUNK_ROWS)
         new_inertia = float(distances.sum())
         log.info("k-means (torch) iteration %d: inertia %.6g, %d empty codes refilled (%.1f s)", iterations,
                  new_inertia, int(empty.sum()), time.monotonic() - started)
@@ -143,24 +144,6 @@ def _fit_torch(X: np.ndarray, k: int, seed: int, max_iter: int) -> tuple[np.ndar
             break
     return centroids.cpu().numpy(), {"inertia": float(distances.sum()), "iterations": iterations,
                                      "device": device.type, "init_sample": len(sample)}
-
-
-def _assign_with_distances(data, centroids) -> tuple[Any, Any]:
-    """Nearest centroid of every row and its squared distance, from one matmul per chunk.
-
-    ``||x - c||^2 = ||x||^2 + (||c||^2 - 2 x.c)``: the argmin is taken as in ``assign_torch``, and
-    its minimum plus ``||x||^2`` is the distance (clamped at 0 against rounding).
-    """
-    import torch
-
-    centroid_sq = (centroids * centroids).sum(dim=1)
-    tokens, distances = [], []
-    for start in range(0, len(data), CHUNK_ROWS):
-        chunk = data[start:start + CHUNK_ROWS]
-        best, index = torch.min(centroid_sq - 2.0 * (chunk @ centroids.T), dim=1)
-        tokens.append(index)
-        distances.append(((chunk * chunk).sum(dim=1) + best).clamp(min=0))
-    return torch.cat(tokens), torch.cat(distances).double()
 
 
 def _kmeans_plus_plus(sample, k: int, generator) -> Any:
