@@ -21,6 +21,7 @@ from structure_tokens.embed.checkpoint import load_esm2
 from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions
 from structure_tokens.embed.progress import ShardProgress
 from structure_tokens.formats.embeddings import EmbeddingWriter
+from structure_tokens.formats.resumable import ResumableShardWriter
 from structure_tokens.formats.shards import Protein, read_shard
 
 DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
@@ -320,6 +321,12 @@ def resume_keys(proteins: Sequence[Protein], plan: Plan) -> list[tuple[str, str,
     return [(p.id, p.sequence_hash, fingerprints.get(i, "")) for i, p in enumerate(proteins)]
 
 
+def stored_indices(writer: ResumableShardWriter, proteins: Sequence[Protein]) -> set[int]:
+    """Indices of the proteins an interrupted run already stored in ``writer``'s batches."""
+    stored = writer.done_ids  # a property that waits for queued writes: read it once
+    return {i for i, protein in enumerate(proteins) if protein.id in stored}
+
+
 def shard_progress(shard_tsv: str | os.PathLike, embedder: Embedder, proteins: Sequence[Protein], plan: Plan,
                    done: Collection[int]) -> ShardProgress:
     """Progress over the proteins of ``plan`` that are not ``done``, named after the shard."""
@@ -343,7 +350,7 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     plan = embedder.plan(proteins)
     with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=model.embed_dim,
                          attrs=attrs, flush_rows=options.token_budget) as writer:
-        done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
+        done = stored_indices(writer, proteins)
         if done:
             log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(done))
         progress = shard_progress(shard_tsv, embedder, proteins, plan, done)

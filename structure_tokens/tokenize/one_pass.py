@@ -12,7 +12,7 @@ import torch
 
 from structure_tokens.codebook.assign import assign_torch
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys, shard_progress
+from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys, shard_progress, stored_indices
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import read_shard
@@ -43,7 +43,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
     plan = embedder.plan(proteins)
     with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(model_name, embedder),
                      options.token_budget) as writer:
-        done = {i for i, p in enumerate(proteins) if p.id in writer.done_ids}
+        done = stored_indices(writer, proteins)
         if done:
             log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(done))
         progress = shard_progress(shard_tsv, embedder, proteins, plan, done)
