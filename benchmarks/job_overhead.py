@@ -5,8 +5,8 @@ Measures, on this machine, in one run:
 - loading a checkpoint the way fair-esm does it (a randomly initialised ESM2, then the weights
   copied over it) against `structure_tokens.embed.checkpoint.load_esm2` (built on the meta
   device, weights loaded into uninitialised memory), both after the same `torch.load`;
-and models the GPU busy fraction of a run of 1M proteins in shards of `--shard-size` proteins
-(one job per shard) from those fixed costs and an assumed GPU rate (not measured here: no GPU).
+and models the GPU busy fraction of a run of 1M proteins for each of `--shard-sizes` (one GPU job
+per shard) from those fixed costs and an assumed GPU rate (not measured here: no GPU).
 
     python benchmarks/job_overhead.py --layers 33 --dim 1280 --heads 20   # 650M-shaped random weights
 """
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--proteins", type=int, default=1_000_000)
-    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--shard-sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
     parser.add_argument("--residues-per-protein", type=float, default=450, help="mean length")
     parser.add_argument("--gpu-residues-per-s", type=float, default=250_000,
                         help="ASSUMED GPU rate for the model (the issue's FLOP-model estimate for 650M on an H100)")
@@ -83,21 +83,23 @@ def main() -> None:
             name, data, regression))
         after = build_seconds(build_esm2)
 
-    shards = -(-args.proteins // args.shard_size)
-    compute = args.shard_size * args.residues_per_protein / args.gpu_residues_per_s
     print(f"machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"model {args.layers} layers x {args.dim}; median of {args.repeats}")
     print(f"imports of the embed entry point: {imports:.2f} s")
     print(f"torch.load of checkpoint + regression: {torch_load:.2f} s")
     print(f"model build + weights, fair-esm (random init first): {before:.2f} s")
     print(f"model build + weights, load_esm2 (meta device): {after:.2f} s  ({before / after:.1f}x faster)")
-    print(f"modelled run: {args.proteins} proteins, {shards} jobs, {compute:.2f} s GPU compute per shard "
-          f"(assumed {args.gpu_residues_per_s:.0f} res/s)")
-    for label, build in (("before", before), ("after", after)):
-        fixed = imports + torch_load + build
-        print(f"  {label}: fixed {fixed:.2f} s per job -> GPU busy {compute / (compute + fixed):.0%} of each job, "
-              f"{shards * fixed / 3600:.2f} GPU-hours idle over the run")
-
+    print(f"\nmodelled run: {args.proteins} proteins of {args.residues_per_protein:g} residues, GPU "
+          f"{args.gpu_residues_per_s:.0f} res/s (assumed)\n")
+    print("| input.shard_size | GPU jobs | GPU compute per job | fixed cost | GPU busy | idle GPU-hours |")
+    print("|---|---|---|---|---|---|")
+    for shard_size in args.shard_sizes:
+        shards = -(-args.proteins // shard_size)
+        compute = shard_size * args.residues_per_protein / args.gpu_residues_per_s
+        for label, build in (("fair-esm load", before), ("load_esm2", after)):
+            fixed = imports + torch_load + build
+            print(f"| {shard_size} | {shards} | {compute:.1f} s | {fixed:.2f} s ({label}) | "
+                  f"{compute / (compute + fixed):.0%} | {shards * fixed / 3600:.2f} |")
 
 if __name__ == "__main__":
     main()

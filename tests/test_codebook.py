@@ -140,15 +140,20 @@ def test_kmeans_recovers_blobs_and_assign_agrees(backend):
     assert np.abs(np.array(found) - np.array(true)).max() < 0.2  # the known centres, recovered
 
 
-def test_torch_backend_is_seeded_and_refills_empty_codes():
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_lloyd_backends_are_seeded_and_leave_no_code_empty(backend):
     X, _ = blobs(100)
-    first, _ = train_codebook(X, k=12, seed=3, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
-    again, _ = train_codebook(X, k=12, seed=3, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
-    other, _ = train_codebook(X, k=12, seed=4, batch_size=64, max_iter=20, model_name="m", layer=1, backend="torch")
+    fit = {"k": 12, "batch_size": 64, "max_iter": 20, "model_name": "m", "layer": 1, "backend": backend}
+    first, _ = train_codebook(X, seed=3, **fit)
+    again, _ = train_codebook(X, seed=3, **fit)
+    other, _ = train_codebook(X, seed=4, **fit)
     assert first.sha256 == again.sha256 and first.sha256 != other.sha256
     assert utilization(usage_counts(assign(X, first.centroids), 12)) == 1.0  # 12 codes for 8 blobs: none empty
+
+
+def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="codebook.backend must be one of"):
-        train_codebook(X, k=4, seed=0, batch_size=8, max_iter=1, model_name="m", layer=1, backend="faiss")
+        train_codebook(blobs(10)[0], k=4, seed=0, batch_size=8, max_iter=1, model_name="m", layer=1, backend="kmeans")
 
 
 def test_assign_torch_matches_numpy():

@@ -19,7 +19,8 @@ from conftest import REPO
 
 PACKAGE = "structure_tokens"
 # import name -> PyPI distribution (the env files install Python packages with pip)
-DISTRIBUTIONS = {"Bio": "biopython", "datasets": "datasets", "esm": "fair-esm", "h5py": "h5py",
+DISTRIBUTIONS = {"Bio": "biopython", "datasets": "datasets", "esm": "fair-esm", "faiss": "faiss-cpu",
+                 "h5py": "h5py",
                  "matplotlib": "matplotlib", "mini3di": "mini3di", "numpy": "numpy", "pandas": "pandas",
                  "pyarrow": "pyarrow", "sklearn": "scikit-learn", "threadpoolctl": "threadpoolctl", "torch": "torch",
                  "yaml": "pyyaml"}

@@ -36,13 +36,13 @@ ENVS = {
     "embed": ("rules fetch_model, embed, embed_tokenize: ESM-2 embeddings and one-pass tokens on GPU",
               [], ["fair-esm", "h5py", "numpy", "threadpoolctl", "torch"]),
     "codebook": ("rules train_codebook, codebook_summary: k-means codebook on a bounded residue sample",
-                 [], ["h5py", "numpy", "scikit-learn", "threadpoolctl", "torch"]),
+                 [], ["faiss-cpu", "h5py", "numpy", "scikit-learn", "threadpoolctl", "torch"]),
     "tokenize": ("rules tokenize, llm_outputs, finetune_data: nearest-centroid tokens, LLM outputs, SFT data",
                  [], ["h5py", "numpy", "pyarrow", "threadpoolctl", "torch"]),
     "evaluate": ("rules heldout_metrics, evaluate_structures: held-out metrics, agreement with PDB/mmCIF "
                  "structures (mkdssp from dssp)",
-                 ["dssp=4.4"], ["biopython", "fair-esm", "h5py", "matplotlib", "mini3di", "numpy", "pandas",
-                                "scikit-learn", "threadpoolctl", "torch"]),
+                 ["dssp=4.4"], ["biopython", "fair-esm", "faiss-cpu", "h5py", "matplotlib", "mini3di", "numpy",
+                                "pandas", "scikit-learn", "threadpoolctl", "torch"]),
     "report": ("rule report: figures, run summary page and summary.md", [],
                ["h5py", "matplotlib", "numpy", "pandas", "scikit-learn", "threadpoolctl"]),
 }

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from structure_tokens.formats.codebook import MAX_K
 from structure_tokens.options import FromConfig
 
-BACKENDS = ("sklearn", "torch")  # k-means implementations (codebook.kmeans.train_codebook)
+BACKENDS = ("faiss", "sklearn", "torch")  # k-means implementations (codebook.kmeans.train_codebook)
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class CodebookOptions(FromConfig):
     holdout_fraction: float = 0.1
     batch_size: int = 4096
     max_iter: int = 100
-    backend: str = "torch"
+    backend: str = "faiss"
 
     def __post_init__(self) -> None:
         if not 2 <= self.k <= MAX_K:
