@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import esm
 import pytest
 import torch
+from conftest import REPO
 
 from structure_tokens.embed.checkpoint import (WeightsUnavailableError, download_weights, hub_checkpoint_path,
                                                load_esm2, regression_path, safe_load, write_random_esm2_checkpoint)
@@ -33,10 +38,14 @@ def test_loading_gives_fair_esms_model_without_building_a_random_one_first(tmp_p
     reference, alphabet = esm.pretrained.load_model_and_alphabet_core(
         "esm2_t2_32", safe_load(path), safe_load(regression_path(path)))
     initialised = []
-    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_",
-                        lambda tensor, *args, **kwargs: initialised.append(tensor.device.type))
+
+    def record(tensor, *args, **kwargs):
+        initialised.append(tensor.shape)
+
+    monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", record)
     model, _, _ = load_esm2(path)
-    assert initialised and set(initialised) == {"meta"}  # initialisers ran on the meta device: no work thrown away
+    assert not initialised  # no random initialisation, later overwritten
+    assert torch.nn.init.kaiming_uniform_ is record  # and the initialisers are back
     assert model.state_dict().keys() == reference.state_dict().keys()
     for name, value in reference.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
@@ -44,6 +53,29 @@ def test_loading_gives_fair_esms_model_without_building_a_random_one_first(tmp_p
     with torch.no_grad():
         assert torch.equal(model(tokens, repr_layers=[2])["representations"][2],
                            reference.eval()(tokens, repr_layers=[2])["representations"][2])
+
+
+def test_loading_does_not_import_torch_dynamo(tiny_checkpoint):
+    """Building on the meta device would import torch._dynamo: about 1 s of every embed job."""
+    code = ("import sys\nfrom structure_tokens.embed.checkpoint import load_esm2\n"
+            f"load_esm2({str(tiny_checkpoint)!r})\nprint('torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert result.stdout.strip() == "False"
+
+
+def test_weights_are_mapped_from_the_file_and_legacy_format_files_still_load(tmp_path, tiny_checkpoint):
+    model, _, _ = load_esm2(tiny_checkpoint)
+    mapped = [tuple(int(address, 16) for address in line.split()[0].split("-"))
+              for line in Path("/proc/self/maps").read_text().splitlines()
+              if line.endswith(str(tiny_checkpoint.resolve()))]
+    assert any(start <= model.layers[0].fc1.weight.data_ptr() < end for start, end in mapped)  # no copy in memory
+    legacy = tmp_path / tiny_checkpoint.name  # the pre-1.6 torch.save format cannot be mapped: it is read
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        torch.save(torch.load(tiny_checkpoint, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    shutil.copy(regression_path(tiny_checkpoint), regression_path(legacy))
+    legacy_model, _, _ = load_esm2(legacy)
+    for name, value in model.state_dict().items():
+        assert torch.equal(legacy_model.state_dict()[name], value), name
 
 
 def test_loading_without_the_regression_file_still_works(tmp_path):
