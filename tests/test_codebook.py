@@ -156,6 +156,23 @@ def test_unknown_backend_is_refused():
         train_codebook(blobs(10)[0], k=4, seed=0, batch_size=8, max_iter=1, model_name="m", layer=1, backend="kmeans")
 
 
+def test_near_ties_get_the_exact_nearest_centroid_whatever_the_chunking():
+    """Centroid 1 is centroid 0 moved by one float32 ulp in a few coordinates: float32 scores cannot
+    order the two, float64 can. Every row gets the exact answer, however the matmul is split."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    centroids = rng.standard_normal((6, DIM)).astype(np.float32)
+    centroids[1] = centroids[0]
+    centroids[1, :4] = np.nextafter(centroids[0, :4], np.float32(np.inf))
+    X = (centroids[0] + 0.5 * rng.standard_normal((400, DIM))).astype(np.float16)
+    exact = ((X.astype(np.float64)[:, None, :] - centroids.astype(np.float64)[None]) ** 2).sum(-1).argmin(1)
+    assert set(exact[:400]) == {0, 1}  # the rows really are split between the two near-identical centroids
+    for chunk_rows in (400, 64, 7):
+        np.testing.assert_array_equal(assign(X, centroids, chunk_rows=chunk_rows), exact)
+        tokens = assign_torch(torch.from_numpy(X).float(), torch.from_numpy(centroids), chunk_rows=chunk_rows)
+        np.testing.assert_array_equal(tokens.numpy(), exact)
+
+
 def test_assign_torch_matches_numpy():
     torch = pytest.importorskip("torch")
     X, _ = blobs(50)

@@ -28,11 +28,18 @@ def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = 65536) -> np.
     return tokens.numpy().astype(np.uint16)
 
 
+TIE_TOLERANCE = 1e-5  # float32 score gaps below this fraction of the row's scale are re-checked in float64
+
+
 def assign_torch(X, centroids, chunk_rows: int = 65536):
     """Nearest centroid of every row of tensor ``X`` on its device; int64 indices on that device.
 
     ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term is the same for every
     centroid of a row, so the argmin uses ``||c||^2 - 2 x.c`` in float32, ``chunk_rows`` at a time.
+    Rows whose two best scores are closer than float32 rounding can be trusted (under
+    :data:`TIE_TOLERANCE` of ``||x||^2 + max ||c||^2``) are decided again in float64, so the token
+    does not depend on the device, the BLAS library or the thread count that summed the matmul:
+    one-pass tokens from a GPU equal tokens assigned on a CPU from the stored embeddings.
     """
     import torch
 
@@ -40,8 +47,29 @@ def assign_torch(X, centroids, chunk_rows: int = 65536):
     centroid_sq = (centroids * centroids).sum(dim=1)
     if len(X) == 0:
         return torch.empty(0, dtype=torch.int64, device=X.device)
-    return torch.cat([torch.argmin(_scores(X[start:start + chunk_rows], centroids, centroid_sq), dim=1)
+    return torch.cat([_nearest(X[start:start + chunk_rows], centroids, centroid_sq)
                       for start in range(0, len(X), chunk_rows)])
+
+
+def _nearest(chunk, centroids, centroid_sq):
+    """Nearest centroid of each row of ``chunk``: float32 scores, near-ties decided in float64."""
+    import torch
+
+    rows = chunk.to(torch.float32)
+    scores = _scores(rows, centroids, centroid_sq)
+    if len(centroids) < 2:
+        return torch.argmin(scores, dim=1)
+    first, tokens = torch.min(scores, dim=1)
+    scores[torch.arange(len(scores), device=scores.device), tokens] = torch.inf
+    second = torch.amin(scores, dim=1)
+    scale = (rows * rows).sum(dim=1) + centroid_sq.max()
+    near = torch.nonzero(second - first <= TIE_TOLERANCE * scale).flatten()
+    if len(near):
+        exact = rows[near].double()
+        centroids64 = centroids.double()
+        distances = (centroids64 * centroids64).sum(dim=1) - 2.0 * (exact @ centroids64.T)
+        tokens[near] = torch.argmin(distances, dim=1)
+    return tokens
 
 
 def assign_torch_with_distances(X, centroids, chunk_rows: int = 65536):
