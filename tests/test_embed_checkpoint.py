@@ -55,6 +55,25 @@ def test_loading_gives_fair_esms_model_without_building_a_random_one_first(tmp_p
                            reference.eval()(tokens, repr_layers=[2])["representations"][2])
 
 
+def test_tied_weights_and_other_dtypes_load_as_fair_esm_loads_them(tmp_path):
+    path = write_random_esm2_checkpoint(tmp_path / "esm2_t1_16.pt", num_layers=1, embed_dim=16, attention_heads=2)
+    data = safe_load(path)  # a file whose LM head differs from the input embedding, stored in float16
+    data["model"]["encoder.lm_head.weight"] = torch.randn_like(data["model"]["encoder.lm_head.weight"])
+    data["model"] = {name: value.half() if value.is_floating_point() else value
+                     for name, value in data["model"].items()}
+    torch.save(data, path)
+    model, alphabet, _ = load_esm2(path)
+    reference, _ = esm.pretrained.load_model_and_alphabet_core(
+        "esm2_t1_16", safe_load(path), safe_load(regression_path(path)))
+    assert model.lm_head.weight is model.embed_tokens.weight
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    for name, value in reference.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    _, _, tokens = alphabet.get_batch_converter()([("p", "MKTAYIAKQRQISFVK")])
+    with torch.no_grad():
+        assert torch.equal(model(tokens)["logits"], reference.eval()(tokens)["logits"])
+
+
 def test_loading_does_not_import_torch_dynamo(tiny_checkpoint):
     """Building on the meta device would import torch._dynamo: about 1 s of every embed job."""
     code = ("import sys\nfrom structure_tokens.embed.checkpoint import load_esm2\n"

@@ -28,7 +28,7 @@ def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = 65536) -> np.
     return tokens.numpy().astype(np.uint16)
 
 
-TIE_TOLERANCE = 1e-5  # float32 score gaps below this fraction of the row's scale are re-checked in float64
+TIE_TOLERANCE = 1e-4  # float32 score gaps below this fraction of the row's scale are re-checked in float64
 
 
 def assign_torch(X, centroids, chunk_rows: int = 65536):
@@ -36,10 +36,12 @@ def assign_torch(X, centroids, chunk_rows: int = 65536):
 
     ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``; the ``||x||^2`` term is the same for every
     centroid of a row, so the argmin uses ``||c||^2 - 2 x.c`` in float32, ``chunk_rows`` at a time.
-    Rows whose two best scores are closer than float32 rounding can be trusted (under
-    :data:`TIE_TOLERANCE` of ``||x||^2 + max ||c||^2``) are decided again in float64, so the token
-    does not depend on the device, the BLAS library or the thread count that summed the matmul:
-    one-pass tokens from a GPU equal tokens assigned on a CPU from the stored embeddings.
+    Rows whose two best scores differ by less than :data:`TIE_TOLERANCE` of
+    ``||x||^2 + max ||c||^2`` are decided again in float64 (float32 scores were measured within
+    1e-6 of that scale of the float64 ones, docs/benchmarks.md), so in practice the token does not
+    depend on the device, the BLAS library or the thread count that summed the matmul: one-pass
+    tokens from a GPU equal tokens assigned on a CPU from the stored embeddings. Exact float64 ties
+    (duplicate centroids) go to the lower index.
     """
     import torch
 
@@ -73,8 +75,9 @@ def _nearest(chunk, centroids, centroid_sq):
 
 
 def assign_torch_with_distances(X, centroids, chunk_rows: int = 65536):
-    """:func:`assign_torch` and the squared distance of every row to its centroid (float64), from the
-    same matmul: the row's minimum score plus ``||x||^2``, clamped at 0 against rounding."""
+    """Nearest centroid of every row as float32 scores order it (no float64 re-check of near-ties: for
+    k-means training, not tokens) and its squared distance (float64), from the same matmul: the
+    row's minimum score plus ``||x||^2``, clamped at 0 against rounding."""
     import torch
 
     centroids = centroids.to(device=X.device, dtype=torch.float32)

@@ -89,8 +89,9 @@ def train_codebook(
     (float32 distances; centroid sums in float32 per 65,536 rows, accumulated in float64) until an
     iteration improves the inertia by less than :data:`LLOYD_TOLERANCE`, or ``max_iter``; on CUDA
     when the job has a GPU. ``faiss``: the same k-means++ seeds, then faiss's Lloyd iterations on a
-    seeded subsample of :data:`FAISS_SAMPLE_PER_CODE` x ``k`` residues, same stopping rule, on the
-    CPU. All write the same codebook file; ``stats["inertia"]`` is the sum of squared distances over ``X``.
+    seeded subsample of :data:`FAISS_SAMPLE_PER_CODE` x ``k`` residues, on the CPU; faiss reports the
+    inertia before each update, so the same rule stops it one update later. All write the same
+    codebook file; ``stats["inertia"]`` is the sum of squared distances over ``X``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"codebook.backend must be one of {BACKENDS}, got {backend!r}")
@@ -158,7 +159,7 @@ def _fit_faiss(X: np.ndarray, *, k: int, seed: int, batch_size: int, max_iter: i
     train = X[np.sort(order[:FAISS_SAMPLE_PER_CODE * k].numpy())]
     kmeans = faiss.Kmeans(X.shape[1], k, niter=1, seed=seed, max_points_per_centroid=len(train), verbose=False)
     started, iterations, previous = time.monotonic(), 0, None
-    for iterations in range(1, max_iter + 1):  # one Lloyd step per call: faiss has no stopping tolerance
+    for iterations in range(1, max_iter + 1):  # one Lloyd step per call: each logged, stopped by our rule
         kmeans.train(train, init_centroids=centroids)
         centroids, objective = kmeans.centroids, float(kmeans.obj[-1])  # obj: inertia before the update
         log.info("k-means (faiss) iteration %d: subsample inertia %.6g (%.1f s)", iterations, objective,
@@ -168,7 +169,8 @@ def _fit_faiss(X: np.ndarray, *, k: int, seed: int, batch_size: int, max_iter: i
         previous = objective
     _, distances = assign_torch_with_distances(torch.from_numpy(X), torch.from_numpy(centroids), CHUNK_ROWS)
     return centroids.copy(), {"inertia": float(distances.double().sum()), "iterations": iterations,
-                              "device": "cpu", "init_sample": INIT_SAMPLE_PER_CODE * k, "lloyd_sample": len(train)}
+                              "device": "cpu", "init_sample": min(len(X), INIT_SAMPLE_PER_CODE * k),
+                              "lloyd_sample": len(train)}
 
 
 def _kmeans_plus_plus(sample, k: int, generator) -> Any:

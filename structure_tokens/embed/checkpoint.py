@@ -90,8 +90,9 @@ def _random_init_skipped() -> Iterator[None]:
 def build_esm2(model_data: dict[str, Any], regression_data: dict[str, Any] | None) -> tuple[torch.nn.Module, Any]:
     """fair-esm's ``load_model_and_alphabet_core`` for ESM-2, without the random initialisation it
     then overwrites (4.5 s of 6-10 s for 650M): the model is built without random initialisation
-    and takes the checkpoint's tensors as its parameters, without copying them. Same keys checked,
-    same weights.
+    and takes the checkpoint's tensors as its parameters, without copying them (float32 ones; others
+    are converted to float32, as fair-esm's copy does). Same keys checked, same weights, and the
+    input embedding and the LM head share one weight again, the LM head's value as with fair-esm.
 
     Without a contact-regression file its two weights stay zero (fair-esm leaves them random):
     contact prediction is not used here.
@@ -100,7 +101,16 @@ def build_esm2(model_data: dict[str, Any], regression_data: dict[str, Any] | Non
         model_data["model"].update(regression_data["model"])
     with _random_init_skipped():
         model, alphabet, state = esm.pretrained._load_model_and_alphabet_core_v2(model_data)
+    state = {name: value.float() if value.is_floating_point() else value for name, value in state.items()}
+    shared: dict[int, list[str]] = {}  # parameters registered under several names (tied weights)
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        shared.setdefault(id(parameter), []).append(name)
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    for names in (names for names in shared.values() if len(names) > 1):  # assigning untied them
+        kept = model.get_parameter(names[-1])  # loaded last: the value a copy into one tensor keeps
+        for name in names[:-1]:
+            module, _, attribute = name.rpartition(".")
+            setattr(model.get_submodule(module), attribute, kept)
     optional = set() if regression_data is not None else {"contact_head.regression.weight",
                                                           "contact_head.regression.bias"}
     if set(missing) - optional or unexpected:
