@@ -12,9 +12,7 @@ run; the median of `--repeats` is reported.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from timing import median_seconds  # noqa: E402
+
 from structure_tokens.codebook.assign import assign  # noqa: E402
-
-
-def median_seconds(action, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def plain(X32: torch.Tensor, centroids: torch.Tensor, chunk: int = 65536) -> torch.Tensor:

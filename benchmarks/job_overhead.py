@@ -21,13 +21,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from timing import median_seconds  # noqa: E402
 
 from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint  # noqa: E402
 
@@ -55,16 +56,6 @@ print(json.dumps(time.perf_counter() - start))
 """
 
 
-def fresh_process_seconds(args: list[str], repeats: int) -> float:
-    """Median wall time of ``python args`` (each run a fresh interpreter)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, *args], check=True, cwd=REPO, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def load_seconds(checkpoint: Path, loader: str, repeats: int) -> float:
     """Median time of one model load, timed inside a fresh interpreter (after its imports)."""
     return statistics.median(
@@ -86,7 +77,9 @@ def main() -> None:
                         help="ASSUMED GPU rate for the model (the issue's FLOP-model estimate for 650M on an H100)")
     args = parser.parse_args()
 
-    imports = fresh_process_seconds(["-c", IMPORTS], args.repeats)
+    imports, _ = median_seconds(  # a fresh interpreter each time
+        lambda: subprocess.run([sys.executable, "-c", IMPORTS], check=True, cwd=REPO, capture_output=True),
+        args.repeats)
     with tempfile.TemporaryDirectory() as folder:
         path = write_random_esm2_checkpoint(Path(folder) / f"esm2_t{args.layers}_{args.dim}_random.pt",
                                             num_layers=args.layers, embed_dim=args.dim, attention_heads=args.heads)
