@@ -23,7 +23,6 @@ embeddings, `embed_tokenize` writing tokens with a K=512 codebook), model load i
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
 import random
@@ -46,6 +45,7 @@ from structure_tokens.embed.embedder import Embedder, embed_shard  # noqa: E402
 from structure_tokens.embed.options import WINDOW, EmbedOptions  # noqa: E402
 from structure_tokens.formats.codebook import Codebook  # noqa: E402
 from structure_tokens.formats.shards import Protein, write_shard  # noqa: E402
+from structure_tokens.inputs.readers import read_fasta  # noqa: E402
 from structure_tokens.inputs.validate import sequence_hash  # noqa: E402
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard  # noqa: E402
 
@@ -65,16 +65,7 @@ SDPA_NAMES = ("scaled_dot_product", "flash", "fmha", "sdpa", "efficient_attentio
 
 def read_sequences(fasta: Path, n: int, seed: int) -> list[str]:
     """``n`` standard-alphabet sequences of ``fasta`` (all when it has fewer), in a seeded order."""
-    sequences, current = [], []
-    with gzip.open(fasta, "rt") if fasta.suffix == ".gz" else open(fasta) as handle:
-        for line in handle:
-            if line.startswith(">"):
-                sequences.append("".join(current))
-                current = []
-            else:
-                current.append(line.strip())
-    sequences.append("".join(current))
-    usable = [s for s in sequences if s and set(s) <= STANDARD]
+    usable = [r.sequence for r in read_fasta(fasta) if r.sequence and set(r.sequence) <= STANDARD]
     return random.Random(seed).sample(usable, min(n, len(usable)))
 
 
