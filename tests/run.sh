@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the pipeline and its test dependencies into .venv (if needed) and run the test suite.
 # Usage: bash tests/run.sh [pytest arguments]     (skip reasons are always shown: -ra)
+# As root, pytest runs without root's file-permission override (setpriv), as a normal user would.
 #
 # A torch already in the venv (e.g. the CUDA build the Quick start installed) is kept when it is
 # at least MIN_TORCH; only a venv without one gets torch 2.13.0 first, whose wheel here is the CPU
@@ -34,4 +35,10 @@ else
 fi
 "$VENV/bin/python" -m pip install --quiet -e ".[test,workflow]"
 export PATH="$VENV/bin:$PATH"
-exec "$VENV/bin/python" -m pytest -ra "$@"
+# Tests run as a cluster user would: as root (CI), drop the capabilities that let root ignore file
+# modes, so a read-only output or folder blocks the tests exactly as it blocks a normal user.
+AS_USER=()
+if [ "$(id -u)" = 0 ]; then
+  AS_USER=(setpriv --bounding-set=-dac_override,-dac_read_search --inh-caps=-all)
+fi
+exec "${AS_USER[@]}" "$VENV/bin/python" -m pytest -ra "$@"

@@ -43,3 +43,14 @@ def test_run_script_installs_torch_only_when_missing_or_too_old(tmp_path, torch_
     assert ("-m pip install --quiet torch==2.13.0" in calls) == installs_torch, calls
     assert (f"keeping torch {torch_version} in" in result.stdout) == (not installs_torch)
     assert calls[-2:] == ["-m pip install --quiet -e .[test,workflow]", "-m pytest -ra --collect-only -q"]
+
+
+def test_tests_run_without_roots_file_permission_override(tmp_path):
+    """The suite runs as a cluster user would: a read-only file cannot be written, also when run as root
+    (tests/run.sh drops root's DAC-override capabilities), so rerun and recovery paths meet file modes."""
+    read_only = tmp_path / "read_only.txt"
+    read_only.write_text("protected")
+    read_only.chmod(0o444)
+    with pytest.raises(PermissionError):
+        read_only.open("a")
+    assert not os.access(read_only, os.W_OK)
