@@ -175,10 +175,12 @@ def test_corrupt_shard_file_is_rebuilt(run, tmp_path, tiny_checkpoint):
 
 
 @pytest.mark.parametrize("damaged, size", [("tokens/shard_00001.h5", lambda n: 3000),
-                                           ("embeddings/shard_00002.h5", lambda n: n // 2)])
+                                           ("embeddings/shard_00002.h5", lambda n: n // 2),
+                                           ("embeddings/shard_00000.h5", lambda n: n // 2)])
 def test_shard_damaged_after_a_finished_run_is_rebuilt(run, tmp_path, damaged, size):
-    """A finished run, then one shard file truncated: the rerun rebuilds it and what was made from it,
-    the outputs equal the clean run's, and the next rerun has nothing to do."""
+    """A finished run, then one shard file truncated: the rerun rebuilds it and what was made from it
+    (for a training shard: the codebook, also as a user whom file modes bind), the outputs equal the
+    clean run's, and the next rerun has nothing to do."""
     workdir = tmp_path / "run"
     shutil.copytree(run.parent, workdir, symlinks=True)  # outputs, config and Snakemake's metadata
     path = workdir / "results" / damaged
