@@ -24,6 +24,14 @@ def model_checkpoint():
     return os.path.join(config["model"]["cache_dir"], "checkpoints", f"{name}.pt")
 
 
+def weights_to_download():
+    """True when the workflow must download the hub weights: no `model.checkpoint`, nothing cached yet.
+
+    The file appears only once complete (written atomically, after its contact-regression file).
+    """
+    return not config["model"]["checkpoint"] and not os.path.exists(model_checkpoint())
+
+
 def input_file():
     """The user's input file, so that editing it re-runs `prepare` (none for the demo/HF hub)."""
     return [config["input"]["path"]] if config["input"]["path"] else []
@@ -81,7 +89,7 @@ def mark_damaged_files_outdated():
         os.utime(path, ns=(0, 0))
 
 
-if workflow.is_main_process:
+if workflow.is_main_process and OUTPUT_FOLDER_LOCK is not False:  # not while another run holds the folder
     mark_damaged_files_outdated()
 
 

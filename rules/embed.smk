@@ -1,19 +1,23 @@
-localrules:
-    fetch_model,
+if weights_to_download():
 
+    rule fetch_model:
+        """Download the fair-esm weights once, on the submit host, so compute jobs never download.
 
-rule fetch_model:
-    """Download the fair-esm weights once, on the submit host, so compute jobs never download."""
-    output:
-        model_checkpoint(),
-    log:
-        f"{OUT}/logs/fetch_model.log",
-    conda:
-        "../envs/embed.yaml"
-    params:
-        name=config["model"]["name"],
-    script:
-        "../scripts/fetch_model.py"
+        Defined only while the hub weights are missing: weights the user supplies (`model.checkpoint`)
+        and a finished download are plain input files, never a rule's output, so no rerun trigger
+        (changed code, an old file date) can delete or re-make them.
+        """
+        output:
+            model_checkpoint(),
+        log:
+            f"{OUT}/logs/fetch_model.log",
+        localrule: True
+        conda:
+            "../envs/embed.yaml"
+        params:
+            name=config["model"]["name"],
+        script:
+            "../scripts/fetch_model.py"
 
 
 rule embed:

@@ -40,10 +40,10 @@ def crash_embedder_on_batch(monkeypatch, number: int):
     return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
 
 
-def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run this checkout's workflow in ``workdir``; fail the calling test with its output on error."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           *args]
+def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None,
+                  snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    """Run this checkout's workflow (or ``snakefile``) in ``workdir``; fail the test with its output on error."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed:\n{result.stdout[-5000:]}\n{result.stderr[-10000:]}")
