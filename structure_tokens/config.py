@@ -12,7 +12,7 @@ import os
 from typing import Any, Mapping
 
 from structure_tokens.codebook.options import CodebookOptions
-from structure_tokens.embed.options import EmbedOptions
+from structure_tokens.embed.options import ESM2_LAYERS, EmbedOptions, resolve_layer
 from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.inputs.options import InputOptions
 from structure_tokens.llm.options import FinetuneOptions, OutputOptions
@@ -57,3 +57,19 @@ def check_config(config: Mapping[str, Any]) -> None:
     for key, path in files.items():
         if path and not os.path.exists(path):
             raise ValueError(f"{key}: {path} does not exist")
+    check_model_layer(config.get("model") or {})
+
+
+def check_model_layer(model: Mapping[str, Any]) -> None:
+    """``model.layer`` within the model's depth: from a released model's name, or the checkpoint's config.
+
+    Reading a checkpoint's config needs torch (about 1 s); it is read only for a layer other
+    than the default -1 (the last, always valid).
+    """
+    layer, checkpoint = model.get("layer", -1), model.get("checkpoint")
+    if checkpoint and layer != -1:
+        from structure_tokens.embed.checkpoint import checkpoint_num_layers
+
+        resolve_layer(layer, checkpoint_num_layers(checkpoint))
+    elif not checkpoint and model.get("name") in ESM2_LAYERS:
+        resolve_layer(layer, ESM2_LAYERS[model["name"]])

@@ -68,3 +68,20 @@ def test_workflow_rejects_a_bad_config_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "invalid config: finetune.fractions" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_model_layer_out_of_range_fails_when_the_workflow_starts_naming_the_key(tmp_path, tiny_checkpoint):
+    """`model.layer` is checked against the released model's depth (from its name) or, for a local
+    checkpoint, against the depth in the file's config, before any job runs."""
+    check_config({"model": {"name": "esm2_t6_8M_UR50D", "layer": -7}})  # -7: the input embedding of 6 layers
+    with pytest.raises(ValueError, match=r"model.layer: 7 is outside the model's layers: 0..6"):
+        check_config({"model": {"name": "esm2_t6_8M_UR50D", "layer": 7}})
+    check_config({"model": {"checkpoint": str(tiny_checkpoint), "layer": 2}})
+    with pytest.raises(ValueError, match=r"model.layer: 3 is outside the model's layers: 0..2"):
+        check_config({"model": {"checkpoint": str(tiny_checkpoint), "layer": 3}})
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model": {"checkpoint": str(tiny_checkpoint), "layer": 5}}))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "-n", "--configfile", str(config)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode != 0 and "invalid config: model.layer: 5 is outside" in result.stdout + result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import pickle
 import shutil
 import subprocess
 import sys
@@ -123,10 +124,43 @@ def test_damaged_or_foreign_files_get_a_clear_error(tmp_path, tiny_checkpoint):
     torch.save({"weight": torch.zeros(2)}, foreign)
     with pytest.raises(ValueError, match="esm2_plain_state_dict.pt: not an ESM-2 checkpoint in the released"):
         load_esm2(foreign)
-    with pytest.raises(ValueError, match="must start with 'esm2'"):
-        load_esm2(tmp_path / "model.pt")
     with pytest.raises(FileNotFoundError, match="esm2_missing.pt"):
         load_esm2(tmp_path / "esm2_missing.pt")
+
+
+def test_a_truncated_zip_or_legacy_checkpoint_is_named_as_damaged(tmp_path, tiny_checkpoint):
+    legacy = tmp_path / "legacy.pt"
+    torch.save(safe_load(tiny_checkpoint), legacy, _use_new_zipfile_serialization=False)
+    for source in (tiny_checkpoint, legacy):
+        damaged = tmp_path / f"cut_{source.name}"
+        damaged.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+        with pytest.raises(ValueError, match=f"cut_{source.name}: not a readable PyTorch checkpoint "
+                                             r"\(truncated or corrupt\?\)") as info:
+            load_esm2(damaged)
+        assert "weights_only" not in str(info.value)
+
+
+@pytest.mark.parametrize("save", ["plain pickle", "legacy torch.save"])
+def test_a_pickle_needing_other_globals_is_refused_without_unsafe_advice(tmp_path, tiny_checkpoint, save):
+    """A raw pickle of numpy weights or a legacy-format file with foreign objects: refused, naming what it
+    needs; never called damaged, never told to load with weights_only=False."""
+    path = tmp_path / "weights.pt"
+    if save == "plain pickle":
+        data = {"model": {k: v.numpy() for k, v in safe_load(tiny_checkpoint)["model"].items()}}
+        path.write_bytes(pickle.dumps(data))
+    else:
+        torch.save({"model": {}, "when": datetime.date(2026, 1, 1)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(ValueError, match=r"weights.pt: refused to load: it needs the global\(s\) "
+                                         + ("numpy" if save == "plain pickle" else "datetime.date")) as info:
+        load_esm2(path)
+    assert "corrupt" not in str(info.value) and "weights_only=False" not in str(info.value)
+
+
+def test_any_file_name_loads_its_architecture_from_the_file(tmp_path):
+    """No `esm2*` name needed: a 3-layer file called `finetuned.pt` loads as a 3-layer ESM-2."""
+    path = write_random_esm2_checkpoint(tmp_path / "finetuned.pt", num_layers=3, embed_dim=16, attention_heads=2)
+    model, _, name = load_esm2(path)
+    assert (model.num_layers, model.embed_dim, name) == (3, 16, "finetuned")
 
 
 def test_offline_download_says_how_to_supply_weights(tmp_path, monkeypatch):

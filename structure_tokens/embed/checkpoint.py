@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import pickle
+import pickletools
 import warnings
 import zipfile
 from pathlib import Path
@@ -21,10 +22,10 @@ from typing import Any, Iterator
 import esm
 import torch
 
+from structure_tokens.embed.options import ESM2_LAYERS
 from structure_tokens.formats.atomic import atomic_output
 
-ESM2_MODELS = ("esm2_t6_8M_UR50D", "esm2_t12_35M_UR50D", "esm2_t30_150M_UR50D",
-               "esm2_t33_650M_UR50D", "esm2_t36_3B_UR50D", "esm2_t48_15B_UR50D")
+ESM2_MODELS = tuple(ESM2_LAYERS)
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 ALLOWED_GLOBALS = [argparse.Namespace]
@@ -49,23 +50,53 @@ def safe_load(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
         raise ValueError(_load_problem(path, error)) from None
 
 
 def _load_problem(path: str | os.PathLike, error: Exception) -> str:
-    """Why ``path`` could not be loaded safely: the disallowed globals, or a damaged file."""
+    """Why ``path`` could not be loaded safely: the globals it needs beyond the allow-list, or damage."""
     allowed = [f"{g.__module__}.{g.__qualname__}" for g in ALLOWED_GLOBALS]
-    try:
-        unsafe = [name for name in torch.serialization.get_unsafe_globals_in_checkpoint(path)
-                  if name not in allowed]
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError):
-        unsafe = []
+    # what torch's weights-only unpickler accepts anyway (tensors, storages), as get_unsafe_globals_in_checkpoint
+    torch_allowed = set(torch._weights_only_unpickler._get_allowed_globals())
+    unsafe = [name for name in dict.fromkeys(_pickled_globals(path))
+              if name not in allowed and name not in torch_allowed]
     if unsafe:
         return (f"{path}: refused to load: it needs the global(s) {', '.join(unsafe)}, outside the "
-                f"allow-list {allowed} of the released ESM-2 format (loading uses weights_only=True)")
+                f"allow-list {allowed} of the released ESM-2 format (a file in that format holds tensors "
+                "and one argparse.Namespace; re-save the weights that way with torch.save)")
+    if isinstance(error, pickle.UnpicklingError):  # torch's own text would advise an unsafe load
+        return f"{path}: refused to load: not a checkpoint in the released ESM-2 format (torch.save of tensors)"
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {reason}"
+
+
+def _pickled_globals(path: str | os.PathLike) -> list[str]:
+    """``module.name`` of every global the checkpoint's pickles refer to (zip, legacy or plain pickle files).
+
+    A legacy ``torch.save`` file is four pickles (magic number, protocol, system info, data) and
+    then raw storage bytes, where the scan stops.
+    """
+    if zipfile.is_zipfile(path):
+        try:
+            return list(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
+            return []
+    found: list[str] = []
+    with open(path, "rb") as handle:
+        for _ in range(4):
+            strings: list[str] = []
+            try:
+                for opcode, arg, _ in pickletools.genops(handle):
+                    if opcode.name == "GLOBAL":
+                        found.append(arg.replace(" ", "."))
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(".".join(strings[-2:]))
+                    elif isinstance(arg, str):
+                        strings.append(arg)
+            except (ValueError, EOFError):  # not (or no longer) a pickle
+                break
+    return found
 
 
 @contextlib.contextmanager
@@ -124,12 +155,12 @@ def build_esm2(model_data: dict[str, Any], regression_data: dict[str, Any] | Non
 
 
 def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]:
-    """``(model, alphabet, model_name)`` from a local fair-esm ESM-2 checkpoint, in eval mode."""
+    """``(model, alphabet, model_name)`` from a local fair-esm ESM-2 checkpoint, in eval mode.
+
+    ``model_name`` is the file name without ``.pt``; the model's shape comes from the file's config.
+    """
     checkpoint = Path(checkpoint)
-    model_name = checkpoint.stem
-    if not model_name.startswith("esm2"):
-        raise ValueError(f"{checkpoint}: the file name must start with 'esm2' (fair-esm picks the "
-                         "ESM-2 architecture from it), e.g. esm2_t33_650M_UR50D.pt")
+    model_name = checkpoint.stem  # any file name: the architecture is read from the file's own config
     if not checkpoint.is_file():
         raise FileNotFoundError(f"ESM-2 checkpoint not found: {checkpoint}")
     model_data = safe_load(checkpoint)
@@ -141,6 +172,15 @@ def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]
         raise ValueError(f"{checkpoint}: not an ESM-2 checkpoint in the released fair-esm format "
                          f"({type(error).__name__}: {error})") from error
     return model.eval(), alphabet, model_name
+
+
+def checkpoint_num_layers(checkpoint: str | os.PathLike) -> int:
+    """Transformer layers of an ESM-2 checkpoint, from its config (weights memory-mapped, not read)."""
+    try:
+        return int(safe_load(checkpoint)["cfg"]["model"].encoder_layers)
+    except (KeyError, AttributeError, TypeError) as error:
+        raise ValueError(f"{checkpoint}: not an ESM-2 checkpoint in the released fair-esm format "
+                         f"(no model config: {type(error).__name__}: {error})") from None
 
 
 def hub_checkpoint_path(model_name: str, cache_dir: str | os.PathLike) -> Path:
@@ -160,8 +200,9 @@ def download_weights(model_name: str, cache_dir: str | os.PathLike) -> Path:
     if model_name not in ESM2_MODELS:
         raise ValueError(f"unknown ESM-2 model {model_name!r}; expected one of {ESM2_MODELS}")
     path = hub_checkpoint_path(model_name, cache_dir)
-    targets = {path: MODEL_URL.format(name=model_name),
-               regression_path(path): REGRESSION_URL.format(name=model_name)}
+    # the model file last: once it exists, both are complete (the workflow defines no download then)
+    targets = {regression_path(path): REGRESSION_URL.format(name=model_name),
+               path: MODEL_URL.format(name=model_name)}
     for target, url in targets.items():
         if target.is_file():
             continue
@@ -182,8 +223,6 @@ def write_random_esm2_checkpoint(path: str | os.PathLike, *, num_layers: int = 2
                                  attention_heads: int = 4, seed: int = 0) -> Path:
     """A randomly initialised ESM-2 in the released on-disk format (for tests and benchmarks)."""
     path = Path(path)
-    if not path.stem.startswith("esm2_"):
-        raise ValueError(f"{path}: ESM-2 checkpoint names start with 'esm2_'")
     torch.manual_seed(seed)
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
     model = esm.model.esm2.ESM2(num_layers=num_layers, embed_dim=embed_dim, attention_heads=attention_heads,

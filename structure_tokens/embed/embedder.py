@@ -18,7 +18,7 @@ import torch
 
 from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions
+from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions, resolve_layer
 from structure_tokens.embed.progress import ShardProgress
 from structure_tokens.formats.embeddings import EmbeddingWriter
 from structure_tokens.formats.resumable import ResumableShardWriter
@@ -102,9 +102,7 @@ class Embedder:
             self.dtype = DTYPES[options.dtype]
         self.model = cast_model(model.eval(), self.device, self.dtype)  # weights cast once
         self.fast_attention_modules = enable_fast_attention(self.model) if options.fast_attention else 0
-        self.layer = options.layer if options.layer >= 0 else model.num_layers + 1 + options.layer
-        if not 0 <= self.layer <= model.num_layers:
-            raise ValueError(f"layer {options.layer} is outside the model's 0..{model.num_layers}")
+        self.layer = resolve_layer(options.layer, model.num_layers)
         self.converter = alphabet.get_batch_converter()
         self.oom_splits = 0
         # On a CPU, small batches stay in cache: capped at CPU_TOKEN_BUDGET (measured faster, see
