@@ -17,6 +17,7 @@ WORKFLOW_DIR = str(workflow.current_basedir)  # this checkout, also when used as
 sys.path.insert(0, WORKFLOW_DIR)  # its pipeline package
 
 from structure_tokens.config import check_config, migrate_legacy_keys
+from structure_tokens.workflow_lock import OutputFolderBusy, claim_output_folder, only_inspects
 
 
 configfile: os.path.join(WORKFLOW_DIR, "config", "config.yaml")
@@ -29,6 +30,16 @@ try:
     check_config(config)  # every cross-field constraint, before any job runs
 except ValueError as error:
     raise WorkflowError(f"invalid config: {error}") from None
+
+
+if workflow.is_main_process:  # one run per output folder (jobs run in other processes)
+    try:
+        OUTPUT_FOLDER_LOCK = claim_output_folder(config["output_dir"])
+    except OutputFolderBusy as busy:
+        if not only_inspects(sys.argv[1:]):
+            raise WorkflowError(str(busy)) from None
+        logger.warning(f"{busy}; this command only inspects it")
+        OUTPUT_FOLDER_LOCK = False  # checks that write (damaged-file marks) are left to that run
 
 
 report: "docs/report/workflow.rst"

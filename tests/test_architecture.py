@@ -24,6 +24,7 @@ LAYERS = {
     "options": 0,
     "data": 0,  # the embedded demo proteins (package data)
     "workflow_logging": 0,
+    "workflow_lock": 0,  # one run per output folder
     "threads": 0,
     "inputs": 1,
     "embed": 2,
