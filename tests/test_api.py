@@ -19,6 +19,7 @@ from structure_tokens.embed.embedder import Embedder
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.shards import Protein
 from structure_tokens.inputs.validate import sequence_hash
+from structure_tokens.formats.atomic import write_json
 from structure_tokens.formats.vocab import build_vocab, interleave
 
 SEQUENCES = {"P1": "MKTAYIAKQRQISFVKSHFSRQ", "P2": "GSHMLEDPVDAF", "P3": "MNPQRSTVWYACDEFGHIKL"}
@@ -130,3 +131,18 @@ def test_cli_shows_a_progress_bar_only_on_a_terminal(model_and_codebook, tmp_pat
     assert main(args) == 0
     n = len(SEQUENCES["P1"])
     assert re.search(rf"embedding: 100%\|.*\| {n}\.0/{n}\.0 \[", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("hello world", r"no protein tokens in the text"),
+    ("<protein><aa:M><S001><aa:K><S0", r"incomplete or malformed protein token '<S0' at character 27"),
+    ("<protein><aa:M><S001><aa:K", r"incomplete or malformed protein token '<aa:K' at character 21"),
+    ("<protein><aa:M><S001>", r"ends inside the protein opened at character 0 \(no </protein>\)"),
+])
+def test_decode_refuses_text_without_a_whole_stream_naming_the_position(text, problem, tmp_path, capsys):
+    vocab = build_vocab(k=16)
+    with pytest.raises(ValueError, match=problem):
+        decode(text, vocab)
+    write_json(tmp_path / "vocab.json", vocab)
+    assert main(["decode", "--vocab", str(tmp_path / "vocab.json"), text]) != 0
+    assert re.search(problem, capsys.readouterr().err)

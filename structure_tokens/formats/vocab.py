@@ -39,6 +39,7 @@ SPECIAL_TOKENS = ("<protein>", "</protein>", "<pad>")
 PAD = "<pad>"
 # One added-token string of any kind: <aa:M>, <S012>, <M|S012>, <protein>, </protein>.
 ADDED_TOKEN_PATTERN = re.compile(r"<aa:[A-Z]>|<S\d+>|<[A-Z]\|S\d+>|</?protein>")
+TOKEN_START = re.compile(r"<(?:aa:|S\d|[A-Z]\||/?protein)[^<>\s]*>?")  # what begins like a protein token
 FORMATS = ("interleaved", "combined", "blocks")
 
 
@@ -170,8 +171,22 @@ def protein_token_count(n_residues: int, fmt: str) -> int:
 
 
 def protein_token_strings(text: str) -> list[str]:
-    """The added-token strings of ``text`` in order (other text ignored)."""
-    return ADDED_TOKEN_PATTERN.findall(text)
+    """The added-token strings of ``text`` in order (other text ignored).
+
+    Raises ``ValueError`` naming the character position when the text holds no protein token, when
+    something that begins like one is cut or malformed (``<S0`` at the end of a cut stream), or when
+    a ``<protein>`` is not closed.
+    """
+    for match in TOKEN_START.finditer(text):
+        if not ADDED_TOKEN_PATTERN.fullmatch(match.group()):
+            raise ValueError(f"incomplete or malformed protein token {match.group()!r} at character {match.start()}")
+    strings = ADDED_TOKEN_PATTERN.findall(text)
+    if not strings:
+        raise ValueError("no protein tokens in the text (expected e.g. <protein><aa:M><S012>...</protein>)")
+    opened = [m.start() for m in re.finditer(r"<protein>", text)]
+    if opened and text.rfind("</protein>") < opened[-1]:
+        raise ValueError(f"the stream ends inside the protein opened at character {opened[-1]} (no </protein>)")
+    return strings
 
 
 def parse_stream(tokens: str | Sequence[str] | Sequence[int], vocab: dict[str, Any]) -> tuple[str, list[int]]:
