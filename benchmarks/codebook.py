@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from structure_tokens.codebook.assign import assign_torch  # noqa: E402
 from structure_tokens.codebook.kmeans import train_codebook  # noqa: E402
+from structure_tokens.codebook.options import CodebookOptions  # noqa: E402
 
 
 def sample(n: int, dim: int, modes: int, seed: int = 0) -> np.ndarray:
@@ -62,8 +63,8 @@ def main() -> None:
         results = {}
         for backend in args.backends:
             start = time.perf_counter()
-            codebook, stats = train_codebook(X, k=args.k, seed=0, batch_size=args.batch_size, max_iter=args.max_iter,
-                                             model_name="bench", layer=0, backend=backend)
+            options = CodebookOptions(k=args.k, batch_size=args.batch_size, max_iter=args.max_iter, backend=backend)
+            codebook, stats = train_codebook(X, options, model_name="bench", layer=0)
             seconds = time.perf_counter() - start
             results[backend] = (seconds, inertia(X, codebook.centroids), stats.get("iterations"))
         reference = results.get("sklearn", next(iter(results.values())))[1]

@@ -19,8 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from structure_tokens.codebook.assign import assign_torch_with_distances
-from structure_tokens.codebook.options import BACKENDS
-from structure_tokens.formats.codebook import MAX_K, Codebook
+from structure_tokens.codebook.options import CodebookOptions
+from structure_tokens.formats.codebook import Codebook
 
 log = logging.getLogger(__name__)
 STEP = re.compile(r"Minibatch step (\d+)/(\d+): mean batch inertia: (\S+), ewa inertia: (\S+)")
@@ -71,18 +71,12 @@ FAISS_SAMPLE_PER_CODE = 256  # faiss: Lloyd iterations on 256 x k residues of th
 CHUNK_ROWS = 65536
 
 
-def train_codebook(
-    X: np.ndarray,
-    *,
-    k: int,
-    seed: int,
-    batch_size: int,
-    max_iter: int,
-    model_name: str,
-    layer: int,
-    backend: str = "faiss",
-) -> tuple[Codebook, dict[str, Any]]:
-    """Fit k-means with ``k`` centroids on ``X``; return the codebook and fit statistics.
+def train_codebook(X: np.ndarray, options: CodebookOptions, *, model_name: str,
+                   layer: int) -> tuple[Codebook, dict[str, Any]]:
+    """Fit k-means with ``options.k`` centroids on ``X``; return the codebook and fit statistics.
+
+    ``options`` (validated when built) gives ``k``, ``seed``, ``backend``, ``batch_size`` and
+    ``max_iter``; ``model_name`` and ``layer`` are the embeddings' provenance, kept in the codebook.
 
     ``sklearn``: MiniBatchKMeans (k-means++, 3 seeded inits, mini-batches of ``batch_size``,
     ``max_iter`` epochs). ``torch``: k-means++ on a seeded sample, then full Lloyd iterations
@@ -93,16 +87,13 @@ def train_codebook(
     inertia before each update, so the same rule stops it one update later. All write the same
     codebook file; ``stats["inertia"]`` is the sum of squared distances over ``X``.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"codebook.backend must be one of {BACKENDS}, got {backend!r}")
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"codebook size k={k} must be between 1 and {MAX_K} (uint16 tokens)")
+    k, seed, backend = options.k, options.seed, options.backend
     if len(X) < k:
         raise ValueError(f"only {len(X)} sampled residues to train k={k} centroids; "
                          "sample more residues (codebook.sample_per_shard / max_train_residues) or lower k")
     X = np.asarray(X, dtype=np.float32)
     started = time.perf_counter()
-    centroids, stats = FITS[backend](X, k=k, seed=seed, batch_size=batch_size, max_iter=max_iter)
+    centroids, stats = FITS[backend](X, k=k, seed=seed, batch_size=options.batch_size, max_iter=options.max_iter)
     codebook = Codebook(centroids=centroids, model_name=model_name, layer=layer, seed=seed, n_train=len(X))
     return codebook, {"backend": backend, **stats, "seconds": time.perf_counter() - started}
 
@@ -150,6 +141,8 @@ def _fit_torch(X: np.ndarray, *, k: int, seed: int, batch_size: int, max_iter: i
 
 
 def _fit_faiss(X: np.ndarray, *, k: int, seed: int, batch_size: int, max_iter: int) -> tuple[np.ndarray, dict]:
+    # faiss probes its CPU-specific builds on import and logs each missing one at INFO: not errors
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     import faiss
     import torch
 

@@ -29,9 +29,7 @@ def train_codebook_from_shards(
 ) -> Codebook:
     """Sample residues from every shard, train the codebook, write it and a training JSON."""
     train, heldout, info = draw_training_sample(embedding_paths, options, options.seed)
-    codebook, stats = train_codebook(train, k=options.k, seed=options.seed, batch_size=options.batch_size,
-                                     max_iter=options.max_iter, model_name=info["model_name"], layer=info["layer"],
-                                     backend=options.backend)
+    codebook, stats = train_codebook(train, options, model_name=info["model_name"], layer=info["layer"])
     heldout_mse = mean_squared_error(heldout, codebook.centroids, assign(heldout, codebook.centroids))
     training = {
         "k": options.k, "dim": codebook.dim, "seed": options.seed, "model_name": codebook.model_name,

@@ -11,6 +11,7 @@ codebook's centroid distinctiveness (pairwise cosine similarity) is reported wit
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -101,9 +102,8 @@ def stability_codebook(
     if len(train) != codebook.n_train:
         raise ValueError(f"re-drawn training sample has {len(train)} residues, but the codebook was trained on "
                          f"{codebook.n_train}: the training shards or codebook options changed since")
-    second, _ = train_codebook(train, k=codebook.k, seed=codebook.seed + 1, batch_size=options.batch_size,
-                               max_iter=options.max_iter, model_name=info["model_name"], layer=info["layer"],
-                               backend=options.backend)
+    second, _ = train_codebook(train, dataclasses.replace(options, k=codebook.k, seed=codebook.seed + 1),
+                               model_name=info["model_name"], layer=info["layer"])
     return second, len(train)
 
 
