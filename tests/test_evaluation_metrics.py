@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from structure_tokens.evaluation.heldout import sample_size_warning
+from structure_tokens.report.tables import write_heldout_metrics
 from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
 from structure_tokens.report.tracks import plot_token_label_distribution, plot_token_tracks
 from structure_tokens.evaluation.agreement import (
@@ -218,3 +220,19 @@ def test_probe_splits_by_chain_never_by_residue():
     labels = [np.full(30, i % 2, dtype=np.float64) for i in range(10)]
     tokens = [np.full(30, i, dtype=np.uint16) for i in range(10)]
     assert probe_accuracy(tokens, labels)["probe_acc"] == probe_accuracy(tokens, labels)["majority_acc"] < 1
+
+
+def test_heldout_page_says_how_many_residues_its_figures_rest_on(tmp_path):
+    """9 proteins, 1,565 residues at K=512: the page warns that unused codes are not dead codes."""
+    assert sample_size_warning(5120, 512) is None
+    warning = sample_size_warning(1565, 512)
+    assert warning.startswith("only 1565 held-out residues for K=512 codes (3.1 per code, fewer than 10)")
+    metrics = {"model_name": "esm2_t33_650M_UR50D", "model_is_random_test_checkpoint": False, "k": 512,
+               "n_heldout_proteins": 9, "n_heldout_residues": 1565, "warning": warning,
+               "usage": {"utilization": 0.21, "dead_codes": 402}, "mse": 1.0, "amino_acid": None,
+               "seed_stability": None}
+    write_heldout_metrics(metrics, tmp_path / "m.json", tmp_path / "m.tsv", tmp_path / "m.html")
+    page = (tmp_path / "m.html").read_text()
+    assert "Warning: only 1565 held-out residues for K=512 codes" in page
+    assert "9 / 1565 (3.1)" in page and "codes no held-out residue falls in" in page
+    assert "not used to train" not in page and "kept out of the codebook&#x27;s training sample" in page

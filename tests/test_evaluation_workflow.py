@@ -89,6 +89,7 @@ def test_heldout_metrics(run):
     tokens, n_proteins = heldout_tokens_from_token_files(run, metrics["holdout_fraction"])
     assert metrics["n_heldout_proteins"] == n_proteins > 0
     assert metrics["n_heldout_residues"] == len(tokens)
+    assert (metrics["warning"] is not None) == (len(tokens) < 10 * K)
     usage = metrics["usage"]
     used = len(np.unique(tokens))
     assert usage["codes_used"] == used and usage["utilization"] == pytest.approx(used / K)

@@ -12,6 +12,7 @@ codebook's centroid distinctiveness (pairwise cosine similarity) is reported wit
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -32,6 +33,8 @@ from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.vocab import AMINO_ACIDS, amino_acid_indices
 
 BLOCK_ROWS = 65536  # held-out residues tokenized at a time
+MIN_RESIDUES_PER_CODE = 10  # below this many held-out residues per code, usage figures are mostly chance
+log = logging.getLogger(__name__)
 RELATIVE_NOISE = 0.01  # token sensitivity: Gaussian noise of 1% of each embedding's norm
 
 
@@ -119,6 +122,15 @@ def amino_acid_information(counts: ContingencyCounts) -> dict[str, float]:
     }
 
 
+def sample_size_warning(n_residues: int, k: int) -> str | None:
+    """Why usage figures from ``n_residues`` held-out residues say little about ``k`` codes, or None."""
+    if n_residues >= MIN_RESIDUES_PER_CODE * k:
+        return None
+    return (f"only {n_residues} held-out residues for K={k} codes ({n_residues / k:.1f} per code, fewer than "
+            f"{MIN_RESIDUES_PER_CODE}): codes unused here are not dead codes of the codebook, and utilization "
+            "and perplexity are low by chance; raise codebook.holdout_fraction or embed more proteins")
+
+
 def heldout_metrics(
     embedding_paths: Sequence[str | os.PathLike],
     shard_tsvs: Sequence[str | os.PathLike],
@@ -151,6 +163,9 @@ def heldout_metrics(
         if second is not None:
             counts.token_vs_stability.add(tokens, assign(X, second.centroids))
     n_residues = counts.token_vs_amino_acid.total
+    warning = sample_size_warning(n_residues, codebook.k)
+    if warning:
+        log.warning("%s", warning)
     summary: dict[str, Any] = {
         "model_name": codebook.model_name,
         "model_is_random_test_checkpoint": is_test_model(codebook.model_name),
@@ -162,6 +177,8 @@ def heldout_metrics(
         "n_shards": len(embedding_paths),
         "n_heldout_proteins": counts.n_proteins,
         "n_heldout_residues": n_residues,
+        "heldout_residues_per_code": n_residues / codebook.k,
+        "warning": warning,
         "n_train": n_train,
     }
     if n_residues == 0:

@@ -40,9 +40,11 @@ def model_banner(model_name: str) -> str:
 
 
 def write_html_tables(path: str | os.PathLike, title: str, model_name: str,
-                      sections: Mapping[str, pd.DataFrame]) -> None:
-    """One HTML page: title, model banner, then each titled table (4 significant digits)."""
+                      sections: Mapping[str, pd.DataFrame], warning: str | None = None) -> None:
+    """One HTML page: title, model banner, a warning when given, then each titled table (4 significant digits)."""
     body = [f"<h2>{html.escape(title)}</h2>", model_banner(model_name)]
+    if warning:
+        body.append(f"<p class='warning'>Warning: {html.escape(warning)}</p>")
     for heading, frame in sections.items():
         body.append(f"<h3>{html.escape(heading)}</h3>")
         # a named index becomes the first column (pandas would give it a second, mostly empty header
@@ -74,11 +76,12 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
         "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
                                           if metrics["model_is_random_test_checkpoint"] else ""),
         "K": metrics["k"],
-        "held-out proteins / residues": f"{metrics['n_heldout_proteins']} / {metrics['n_heldout_residues']}",
+        "held-out proteins / residues (residues per code)": "{} / {} ({:.1f})".format(
+            metrics["n_heldout_proteins"], metrics["n_heldout_residues"], metrics["n_heldout_residues"] / metrics["k"]),
         "utilization (codes used / K)": usage.get("utilization"),
         "perplexity of code usage": usage.get("perplexity"),
         "normalized entropy": usage.get("normalized_entropy"),
-        "dead codes": usage.get("dead_codes"),
+        "codes no held-out residue falls in": usage.get("dead_codes"),
         f"tiny codes (< {TINY_CODE_FRACTION:.2%} of residues)": usage.get("tiny_codes"),
         "quantization error (mean squared distance)": metrics["mse"],
         "I(token; amino acid), bits": aa.get("mi_bits"),
@@ -100,4 +103,5 @@ def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, 
     with atomic_output(out_tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})", metrics["model_name"],
-                      {"not used to train the codebook": table.set_index("metric")})
+                      {"proteins embedded but kept out of the codebook's training sample": table.set_index("metric")},
+                      warning=metrics.get("warning"))
