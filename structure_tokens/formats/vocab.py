@@ -22,15 +22,13 @@ any of them back, as well as ``interleaved.jsonl`` token strings and ids.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import write_json
 
 VOCAB_FORMAT_VERSION = 1
 AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY")
@@ -69,8 +67,7 @@ def write_vocab(path: str | os.PathLike, k: int, vocab_offset: int, codebook_sha
     """Write ``vocab.json`` atomically and return its content."""
     vocab = {"format_version": VOCAB_FORMAT_VERSION, **build_vocab(k, vocab_offset),
              "codebook_sha256": codebook_sha256}
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(vocab, indent=1) + "\n")
+    write_json(path, vocab)
     return vocab
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import write_json
 from structure_tokens.formats.vocab import PAD, added_token_string, combined_token_strings
 
 if TYPE_CHECKING:
@@ -95,8 +95,7 @@ def write_token_mapping(path: str | os.PathLike, mapping: TokenMapping, vocab: d
                "vocab_offset": mapping.vocab_offset, "k": vocab["k"],
                "codebook_sha256": mapping.codebook_sha256, "tokens": records,
                "combined_tokens": mapping.combined_tokens}
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(content, indent=1) + "\n")
+    write_json(path, content)
 
 
 def load_token_mapping(path: str | os.PathLike) -> TokenMapping:
