@@ -9,7 +9,7 @@ import pytest
 
 from structure_tokens.codebook.metrics import write_codebook_summary
 from structure_tokens.evaluation.projection import pca_projection
-from structure_tokens.report.plots import plot_pca, plot_token_usage
+from structure_tokens.report.plots import most_used_tokens, plot_pca, plot_token_usage
 from structure_tokens.report.summary import write_summary_md
 from test_codebook import N_BLOBS
 from test_tokenize import tokenized  # noqa: F401  (fixture)
@@ -71,3 +71,9 @@ def test_summary_md(summary, tmp_path):
     text = write_summary_md(tmp_path / "summary.md", prepare_summary=prepare, codebook_summary=real,
                             training=TRAINING, files={})
     assert "WARNING" not in text
+
+
+def test_pca_colours_the_ten_most_used_tokens():
+    tokens = np.repeat(np.arange(14), [5, 50, 1, 7, 30, 30, 2, 9, 11, 12, 13, 3, 4, 8])
+    assert most_used_tokens(tokens) == [1, 4, 5, 10, 9, 8, 7, 13, 3, 0]
+    assert most_used_tokens(np.array([2, 2, 0])) == [2, 0]

@@ -17,6 +17,7 @@ import numpy as np
 from structure_tokens.codebook.metrics import describe_histogram, perplexity, token_statistics, utilization
 from structure_tokens.evaluation.projection import Projection
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.vocab import structure_token_names
 
 DPI = 120
 
@@ -28,13 +29,31 @@ def save_figure(fig: plt.Figure, out_png: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+PCA_COLOURED_TOKENS = 10  # the most used tokens of the sample get a colour each; the rest are grey
+
+
+def most_used_tokens(tokens: np.ndarray, n: int = PCA_COLOURED_TOKENS) -> list[int]:
+    """The ``n`` most frequent tokens, most frequent first (ties: lower token first)."""
+    counts = np.bincount(tokens)
+    order = np.lexsort((np.arange(len(counts)), -counts))
+    return [int(t) for t in order[:n] if counts[t] > 0]
+
+
 def plot_pca(projection: Projection, out_png: str | os.PathLike) -> None:
-    """Residues on the first two principal components, each point coloured by its structure token."""
-    points, variance, k = projection.points, projection.variance_percent, projection.k
+    """Residues on the first two principal components: the 10 most used tokens in their own colour
+    (legend: token and share of the sample), every other token grey."""
+    points, variance, k, tokens = projection.points, projection.variance_percent, projection.k, projection.tokens
     fig, ax = plt.subplots(figsize=(7.5, 6))
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=projection.tokens, cmap="turbo", vmin=0, vmax=k - 1,
-                         s=6, alpha=0.7, linewidths=0)
-    fig.colorbar(scatter, ax=ax, label="structure token (codebook index)")
+    top = most_used_tokens(tokens)
+    rest = ~np.isin(tokens, top)
+    ax.scatter(points[rest, 0], points[rest, 1], color="0.8", s=5, alpha=0.6, linewidths=0,
+               label=f"{k - len(top)} other tokens ({rest.mean():.0%})")
+    colours, names = plt.get_cmap("tab10"), structure_token_names(k)
+    for rank, token in enumerate(top):
+        mine = tokens == token
+        ax.scatter(points[mine, 0], points[mine, 1], color=colours(rank % 10), s=7, alpha=0.8, linewidths=0,
+                   label=f"{names[token]} ({mine.mean():.1%})")
+    ax.legend(title="most used tokens", fontsize=7, title_fontsize=8, markerscale=2, loc="best", framealpha=0.8)
     ax.set_xlabel(f"PC1 ({variance[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({variance[1]:.1f}% of variance)")
     ax.set_title(f"PCA of {len(points)} residue embeddings\n{projection.model_name}, layer {projection.layer}, K={k}")
