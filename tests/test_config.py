@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from structure_tokens.config import check_config, migrate_legacy_keys
+from structure_tokens.config import check_config, coerce_yaml_scalars, migrate_legacy_keys
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.llm.options import OutputOptions
@@ -68,3 +70,32 @@ def test_workflow_rejects_a_bad_config_before_any_job(tmp_path):
     assert result.returncode != 0
     assert "invalid config: finetune.fractions" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_command_line_values_are_read_as_yaml_where_the_schema_wants_no_string():
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    config = {"keep_embeddings": "false", "output_dir": "123", "codebook": {"k": "64", "train_shards": "null",
+                                                                             "holdout_fraction": "0.2"},
+              "input": {"path": "null", "num_proteins": "many"}, "finetune": {"fractions": {"train": "1"}}}
+    coerce_yaml_scalars(config, schema)
+    assert config == {"keep_embeddings": False, "output_dir": "123",  # a string where the schema wants one
+                      "codebook": {"k": 64, "train_shards": None, "holdout_fraction": 0.2},
+                      "input": {"path": "null", "num_proteins": "many"},  # left for the schema to reject
+                      "finetune": {"fractions": {"train": 1}}}
+
+
+def readme_config_examples() -> list[list[str]]:
+    """Every `snakemake ... --config ...` command of README.md, split as the shell would."""
+    commands = re.findall(r"^(snakemake [^\n`]*--config [^\n`]*)$", (REPO / "README.md").read_text(), flags=re.M)
+    return [shlex.split(command)[1:] for command in commands]
+
+
+@pytest.mark.parametrize("args", readme_config_examples(), ids=" ".join)
+def test_readme_config_examples_work_as_written(tmp_path, args):
+    out = run_snakemake(tmp_path, *args, "-n")
+    assert "This was a dry-run" in out.stdout
+
+
+def test_readme_has_config_examples():
+    assert {"keep_embeddings=false", "codebook={k: 64, train_shards: 20}", "cuda_variant=cu12"} <= {
+        arg for args in readme_config_examples() for arg in args}

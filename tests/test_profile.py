@@ -169,3 +169,14 @@ def test_prefixed_module_downloads_the_model_on_the_submit_host(tmp_path):
     assert sorted(sbatch_calls(tmp_path)) == [f"{PREFIX}prepare"], run.stderr[-5000:]
     assert (workdir / "results/logs/fetch_model.log").read_text()  # it ran here
     assert "localrules directive specifies rules that are not present" not in run.stderr
+
+
+def test_the_workflow_extra_installs_what_the_profile_and_the_report_need():
+    """`pip install -e ".[workflow]"`: a SLURM plugin with the profile's options (slurm-jobname-prefix
+    came in 2.2), and pygments, which `snakemake --report` needs (snakemake's `reports` extra)."""
+    tomllib = pytest.importorskip("tomllib")
+    extra = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["workflow"]
+    assert any(re.fullmatch(r"snakemake\[reports\]>=9(\.\d+)*", requirement) for requirement in extra), extra
+    floor = next(re.fullmatch(r"snakemake-executor-plugin-slurm>=(\d+)\.(\d+)", r) for r in extra if "slurm" in r)
+    assert (int(floor.group(1)), int(floor.group(2))) >= (2, 2)
+    assert "slurm-jobname-prefix" in PROFILE.read_text()
