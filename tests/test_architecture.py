@@ -25,6 +25,8 @@ LAYERS = {
     "data": 0,  # the embedded demo proteins (package data)
     "workflow_logging": 0,
     "threads": 0,
+    "envs": 0,  # the conda env variants of the GPU rules (cuda_variant)
+    "slurm": 0,  # the GPU rules' SLURM request, from the site's environment variables
     "inputs": 1,
     "embed": 2,
     "codebook": 3,
