@@ -98,14 +98,14 @@ def test_one_conda_env_cache_for_every_working_directory(monkeypatch, tmp_path):
     assert render(monkeypatch, STRUCTURE_TOKENS_CONDA_PREFIX="/project/envs")["conda-prefix"] == "/project/envs"
 
 
-def host_workflow(workdir: Path, checkpoint: Path | None, prefix: str = PREFIX, **overrides) -> Path:
-    """A host workflow in ``workdir`` that uses this one as a module, its rules renamed with ``prefix``."""
-    config = write_test_config(workdir, checkpoint or Path("unused"), **overrides)
-    if checkpoint is None:  # the weights are downloaded by fetch_model
-        settings = yaml.safe_load(config.read_text())
-        settings["model"].update(checkpoint=None, cache_dir=str(workdir / "models"))
-        config.write_text(yaml.safe_dump(settings))
-    (workdir / "Snakefile").write_text(HOST_SNAKEFILE.format(snakefile=REPO / "Snakefile", prefix=prefix))
+def host_workflow(workdir: Path, checkpoint: Path | None) -> Path:
+    """A host workflow in ``workdir`` that uses this one as a module, its rules renamed with PREFIX;
+    without ``checkpoint``, fetch_model downloads the weights into ``workdir/models``."""
+    if checkpoint:
+        write_test_config(workdir, checkpoint)
+    else:
+        write_test_config(workdir, Path(), model={"checkpoint": None, "cache_dir": str(workdir / "models")})
+    (workdir / "Snakefile").write_text(HOST_SNAKEFILE.format(snakefile=REPO / "Snakefile", prefix=PREFIX))
     return workdir
 
 
