@@ -71,8 +71,10 @@ def unusable_cuda_advice() -> str:
     variant, found, driver = build_variant(), driver_version(), driver_description()
     if found is None:
         return f"This node has {driver}: run the GPU rules on GPU nodes."
-    if variant is None or version_tuple(found) >= version_tuple(variant.min_driver):
-        return (f"This node has {driver}, new enough for CUDA {torch.version.cuda}: check that the job can see its "
+    if variant is None:
+        return f"This node has {driver}; check it against CUDA {torch.version.cuda}, or use the workflow's envs."
+    if version_tuple(found) >= version_tuple(variant.min_driver):
+        return (f"This node has {driver}, new enough for CUDA {variant.cuda}: check that the job can see its "
                 "GPU (`nvidia-smi` inside a job, CUDA_VISIBLE_DEVICES, device permissions).")
     fitting = [v for v in VARIANTS.values() if version_tuple(found) >= version_tuple(v.min_driver)]
     advice = (f"To use this driver, {switch_to(fitting[0])}." if fitting
