@@ -28,7 +28,6 @@ class CudaVariant:
     torch_tag: str | None  # local version of the torch wheel (`2.13.0+cu126`); None: PyPI's wheel
     min_driver: str  # oldest NVIDIA Linux driver that runs the build
     architectures: tuple[int, int]  # lowest and highest compute capability with kernels, e.g. (75, 120)
-    gpus: str  # the GPU generations, in words
 
     @property
     def sm_range(self) -> str:
@@ -48,14 +47,10 @@ class CudaVariant:
 
 
 VARIANTS = {
-    "cu13": CudaVariant("cu13", "envs", "13.0", None, "580.65.06",
-                        (75, 120),
-                        "Turing (T4, RTX 20xx), Ampere (A100, A10, RTX 30xx), Ada (L4, L40, RTX 40xx), "
-                        "Hopper (H100, H200), Blackwell (B200, RTX 50xx)"),
-    "cu12": CudaVariant("cu12", "envs/cu12", "12.6", "cu126", "525.60.13",
-                        (50, 90),
-                        "Maxwell (M40), Pascal (P100, P40), Volta (V100), Turing, Ampere, Ada, Hopper; "
-                        "not Blackwell"),
+    # Turing (T4) .. Blackwell (B200); not Volta (V100) or older
+    "cu13": CudaVariant("cu13", "envs", "13.0", None, "580.65.06", (75, 120)),
+    # Maxwell, Pascal (P100), Volta (V100) .. Hopper (H100); not Blackwell
+    "cu12": CudaVariant("cu12", "envs/cu12", "12.6", "cu126", "525.60.13", (50, 90)),
 }
 DEFAULT_VARIANT = "cu13"
 CPU_TORCH_INDEX = f"{TORCH_INDEX}/cpu"

@@ -263,6 +263,14 @@ def test_the_config_key_selects_the_variant(tmp_path):
         assert envs["llm_outputs"] == "../envs/tokenize.yaml"  # one variant for the CPU envs
 
 
+def test_readme_variant_table_matches_the_variants():
+    readme = (REPO / "README.md").read_text()
+    for variant in VARIANTS.values():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{variant.name}`"))
+        assert f"`{variant.folder}/embed.yaml`" in row and f"{variant.min_driver} or newer" in row, row
+        assert f"CUDA {variant.cuda}" in row and f"compute capability {variant.architectures[0] / 10:.1f}" in row, row
+
+
 def workflow_envs(workdir: Path, variant: str) -> dict[str, str]:
     """The env file of each rule as Snakemake parses the workflow with ``cuda_variant: variant``."""
     from snakemake.api import SnakemakeApi
