@@ -7,6 +7,7 @@ See README.md for every configuration key and output file.
 
 import sys
 
+import yaml
 from snakemake.logging import logger
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -16,16 +17,19 @@ min_version("9.0")
 WORKFLOW_DIR = str(workflow.current_basedir)  # this checkout, also when used as a module of another workflow
 sys.path.insert(0, WORKFLOW_DIR)  # its pipeline package
 
-from structure_tokens.config import check_config, migrate_legacy_keys
+from structure_tokens.config import check_config, coerce_yaml_scalars, migrate_legacy_keys
 from structure_tokens.workflow_lock import OutputFolderBusy, claim_output_folder, only_inspects
 
 
 configfile: os.path.join(WORKFLOW_DIR, "config", "config.yaml")
 
 
+SCHEMA = os.path.join(WORKFLOW_DIR, "config", "schema.yaml")
 for message in migrate_legacy_keys(config):
     logger.warning(message)
-validate(config, os.path.join(WORKFLOW_DIR, "config", "schema.yaml"))
+with open(SCHEMA) as schema:
+    coerce_yaml_scalars(config, yaml.safe_load(schema))  # --config values arrive as strings
+validate(config, SCHEMA)
 try:
     check_config(config)  # every cross-field constraint, before any job runs
 except ValueError as error:

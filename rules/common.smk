@@ -3,17 +3,28 @@
 import glob
 import json
 
+from structure_tokens.envs import env_file
 from structure_tokens.formats.embeddings import is_complete as embeddings_complete
 from structure_tokens.formats.tokens import is_complete as tokens_complete
+from structure_tokens.slurm import gpu_job_resources
 
 OUT = config["output_dir"]
 K = config["codebook"]["k"]
 KEEP_EMBEDDINGS = config["keep_embeddings"]
 SHARD = "shard_{shard}"
+try:
+    GPU_JOB = gpu_job_resources()  # one GPU on the GPU partition: `resources: **GPU_JOB` of every GPU rule
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 
 wildcard_constraints:
     shard=r"\d{5}",
+
+
+def conda_env(name):
+    """The file of GPU env `name` in the `cuda_variant` chosen: envs/<name>.yaml (cu13) or envs/cu12/<name>.yaml."""
+    return env_file(WORKFLOW_DIR, name, config["cuda_variant"])
 
 
 def model_checkpoint():

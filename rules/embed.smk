@@ -11,9 +11,9 @@ if weights_to_download():
             model_checkpoint(),
         log:
             f"{OUT}/logs/fetch_model.log",
-        localrule: True
+        localrule: True  # in the rule, not `localrules:`, so that it holds under a module prefix too
         conda:
-            "../envs/embed.yaml"
+            conda_env("embed")
         params:
             name=config["model"]["name"],
         script:
@@ -33,10 +33,10 @@ rule embed:
     benchmark:
         f"{OUT}/job_benchmarks/embed/{SHARD}.tsv"
     conda:
-        "../envs/embed.yaml"
+        conda_env("embed")
     threads: 4
     resources:
-        gpu=1,
+        **GPU_JOB,
         mem_mb=lambda wildcards, attempt: 16000 * attempt,
         runtime=lambda wildcards, attempt: 240 * attempt,
     params:

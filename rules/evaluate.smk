@@ -22,7 +22,7 @@ rule heldout_metrics:
     benchmark:
         f"{OUT}/job_benchmarks/heldout_metrics.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: 4
     resources:
         mem_mb=lambda wildcards, attempt: 16000 * attempt,
@@ -66,10 +66,10 @@ rule evaluate_structures:
     benchmark:
         f"{OUT}/job_benchmarks/evaluate_structures.tsv"
     conda:
-        "../envs/evaluate.yaml"
+        conda_env("evaluate")
     threads: 4
     resources:
-        gpu=1,
+        **GPU_JOB,
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:

@@ -39,10 +39,10 @@ else:
         benchmark:
             f"{OUT}/job_benchmarks/embed_tokenize/{SHARD}.tsv"
         conda:
-            "../envs/embed.yaml"
+            conda_env("embed")
         threads: 4
         resources:
-            gpu=1,
+            **GPU_JOB,
             mem_mb=lambda wildcards, attempt: 16000 * attempt,
             runtime=lambda wildcards, attempt: 240 * attempt,
         params:

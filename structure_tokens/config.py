@@ -1,7 +1,9 @@
-"""What the workflow does with its config when it starts: move keys of older releases, check it all.
+"""What the workflow does with its config when it starts: move keys of older releases, read
+command-line values as YAML, check it all.
 
 Release 0.1 kept the input selection keys at the top level; they now live under ``input:``.
 Old configs keep working for one release: :func:`migrate_legacy_keys` moves the keys and says so.
+:func:`coerce_yaml_scalars` gives ``--config`` values the types the schema asks for.
 :func:`check_config` builds every stage's options, so that a bad value or combination of values
 fails at once, naming the key, instead of in a job hours later.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import os
 from typing import Any, Mapping
+
+import yaml
 
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.embed.options import ESM2_LAYERS, EmbedOptions, resolve_layer
@@ -35,6 +39,36 @@ def migrate_legacy_keys(config: dict[str, Any]) -> list[str]:
             messages.append(f"config key '{key}' has moved to 'input.{key}'; the top-level key is deprecated "
                             "and will stop working in the next release")
     return messages
+
+
+JSON_TYPES = {"boolean": bool, "integer": int, "number": (int, float), "null": type(None), "string": str,
+              "object": dict, "array": list}
+
+
+def coerce_yaml_scalars(config: dict[str, Any], schema: Mapping[str, Any]) -> None:
+    """Read as YAML (in place) each string value whose schema does not allow a string.
+
+    Snakemake 9 passes ``--config keep_embeddings=false`` as the string ``'false'`` and the values
+    of ``--config 'codebook={k: 64}'`` as strings (``'64'``): such a value becomes ``False`` or
+    ``64`` when the schema wants that type there. Strings the schema allows are kept as given, and a
+    value that does not read as an allowed type is left for the schema to reject.
+    """
+    for key, value in config.items():
+        properties = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        rule = properties.get(key, extra if isinstance(extra, dict) else {})
+        types = rule.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if isinstance(value, dict):
+            coerce_yaml_scalars(value, rule)
+        elif isinstance(value, str) and types and "string" not in types:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            if any(isinstance(parsed, JSON_TYPES[t]) and not (t in ("integer", "number") and isinstance(parsed, bool))
+                   for t in types):
+                config[key] = parsed
 
 
 SECTIONS = {"input": InputOptions, "model": EmbedOptions, "codebook": CodebookOptions, "llm": OutputOptions,

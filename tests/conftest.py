@@ -7,15 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO / "tests" / "data" / "real"  # real UniProt sequences and PDB structures (see its NOTICE.md)
-# The CUDA paths are tested only where torch can use CUDA: elsewhere they are not collected (not skipped).
-collect_ignore = [] if torch.cuda.is_available() else ["test_cuda.py"]
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,8 @@ LAYERS = {
     "workflow_logging": 0,
     "workflow_lock": 0,  # one run per output folder
     "threads": 0,
+    "envs": 0,  # the conda env variants of the GPU rules (cuda_variant)
+    "slurm": 0,  # the GPU rules' SLURM request, from the site's environment variables
     "inputs": 1,
     "embed": 2,
     "codebook": 3,

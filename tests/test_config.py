@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from structure_tokens.config import check_config, migrate_legacy_keys
+from structure_tokens.config import check_config, coerce_yaml_scalars, migrate_legacy_keys
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.llm.options import OutputOptions
@@ -85,3 +88,38 @@ def test_model_layer_out_of_range_fails_when_the_workflow_starts_naming_the_key(
            "-n", "--configfile", str(config)]
     result = subprocess.run(cmd, capture_output=True, text=True)
     assert result.returncode != 0 and "invalid config: model.layer: 5 is outside" in result.stdout + result.stderr
+
+
+def test_command_line_values_are_read_as_yaml_where_the_schema_wants_no_string():
+    schema = yaml.safe_load((REPO / "config/schema.yaml").read_text())
+    config = {"keep_embeddings": "false", "output_dir": "123", "codebook": {"k": "64", "train_shards": "null",
+                                                                             "holdout_fraction": "0.2"},
+              "input": {"path": "null", "num_proteins": "many"}, "finetune": {"fractions": {"train": "1"}}}
+    coerce_yaml_scalars(config, schema)
+    assert config == {"keep_embeddings": False, "output_dir": "123",  # a string where the schema wants one
+                      "codebook": {"k": 64, "train_shards": None, "holdout_fraction": 0.2},
+                      "input": {"path": "null", "num_proteins": "many"},  # left for the schema to reject
+                      "finetune": {"fractions": {"train": 1}}}
+
+
+def readme_config_examples() -> list[list[str]]:
+    """Every `snakemake ... --config ...` command of README.md, split as the shell would."""
+    commands = re.findall(r"^(snakemake [^\n`]*--config [^\n`]*)$", (REPO / "README.md").read_text(), flags=re.M)
+    return [shlex.split(command)[1:] for command in commands]
+
+
+@pytest.mark.parametrize("args", readme_config_examples(), ids=" ".join)
+def test_readme_config_examples_work_as_written(tmp_path, args):
+    """Each example as a dry run from the repository root; through the SLURM profile without conda
+    (none here), and without --conda-create-envs-only, which needs conda."""
+    args = [arg for arg in args if arg != "--conda-create-envs-only"]
+    env = dict(os.environ, STRUCTURE_TOKENS_SOFTWARE_DEPLOYMENT="none")
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                          str(tmp_path), *args, "-n"], capture_output=True, text=True, cwd=REPO, env=env)
+    assert out.returncode == 0, out.stderr[-5000:]
+    assert "This was a dry-run" in out.stdout
+
+
+def test_readme_has_config_examples():
+    assert {"keep_embeddings=false", "codebook={k: 64, train_shards: 20}", "cuda_variant=cu12"} <= {
+        arg for args in readme_config_examples() for arg in args}

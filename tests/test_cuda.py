@@ -1,6 +1,6 @@
 """The CUDA code paths on a real GPU: half precision, the fused attention kernel, out-of-memory
-back-off, one-pass tokens. Collected only where torch can use CUDA (see conftest.py), so a CPU
-machine neither runs nor skips them; `bash tests/run.sh` on a GPU node runs them."""
+back-off, one-pass tokens. Where torch cannot use CUDA they are skipped with the reason, so `-ra`
+lists them; `bash tests/run.sh` on a GPU node runs them."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
 from test_embed_embedder import proteins
 from test_tokenize_direct import assert_same_tokens
+
+NO_CUDA = f"torch {torch.__version__} cannot use CUDA here (no GPU, or a CPU-only build): run on a GPU node"
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)
 
 
 @pytest.fixture(scope="module")

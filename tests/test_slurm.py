@@ -124,11 +124,7 @@ def write_test_profile(directory: Path, set_resources: dict[str, dict] = RESOURC
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     profile.update(PROFILE_OVERRIDES)
     for rule, resources in set_resources.items():
-        current = profile["set-resources"].setdefault(rule, {})
-        if isinstance(current, str):  # a yte expression, e.g. "?gpu_resources()": merge into its value
-            profile["set-resources"][rule] = f"?{{**{current.removeprefix('?')}, **{resources!r}}}"
-        else:
-            current.update(resources)
+        profile.setdefault("set-resources", {}).setdefault(rule, {}).update(resources)
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return directory

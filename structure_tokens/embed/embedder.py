@@ -18,6 +18,7 @@ import torch
 
 from structure_tokens.embed.attention import cast_model, enable_fast_attention
 from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.gpu import build_description, missing_kernels, unusable_cuda_advice
 from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions, resolve_layer
 from structure_tokens.embed.progress import ShardProgress
 from structure_tokens.formats.embeddings import EmbeddingWriter
@@ -65,24 +66,25 @@ def resolve_device(requested: str) -> torch.device:
     """The device for ``model.device``: ``auto`` is CUDA when torch can use it, else the CPU.
 
     A job that was given a GPU never runs on the CPU by accident: with ``auto`` or ``cuda`` and a GPU
-    allocated but unusable by torch (a CPU-only build, a driver too old for the build), this
-    raises with what to do. ``cpu`` always gives the CPU, on purpose.
+    allocated but unusable by torch (a CPU-only build, a driver too old for the build), or a GPU
+    the build has no kernels for, this raises with the driver, the build and what to do
+    (structure_tokens.embed.gpu). ``cpu`` always gives the CPU, on purpose.
     """
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda" if requested == "auto" else requested)
+        device = torch.device("cuda" if requested == "auto" else requested)
+        problem = missing_kernels(device.index or 0)
+        if problem:
+            raise RuntimeError(f"model.device is {requested!r}, but {problem}")
+        return device
     gpus = allocated_gpus()
     if requested == "auto" and not gpus:
         return torch.device("cpu")
-    build = f"a CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
     given = ("this job was given GPUs (" + ", ".join(f"{k}={v}" for k, v in gpus.items()) + ")" if gpus
              else "no GPU is visible")
-    raise RuntimeError(
-        f"model.device is {requested!r} and {given}, but torch {torch.__version__} ({build}) cannot use CUDA. "
-        "A CPU-only build means the job's env has the wrong torch: rebuild it from envs/embed.yaml (PyPI's "
-        "Linux torch wheel is a CUDA build) or install such a wheel; with a CUDA build, check the node's NVIDIA "
-        "driver (nvidia-smi) against the build's CUDA version. To run on the CPU on purpose, set model.device: cpu.")
+    raise RuntimeError(f"model.device is {requested!r} and {given}, but {build_description()} cannot use CUDA. "
+                       f"{unusable_cuda_advice()} To run on the CPU on purpose, set model.device: cpu.")
 
 
 def padded_tokens(batch: list[Piece]) -> int:
