@@ -17,6 +17,7 @@ from typing import IO, Sequence
 
 LOCK_NAME = ".structure_tokens.lock"
 log = logging.getLogger(__name__)
+_held: dict[str, IO[str]] = {}  # folders this process holds: parsing the workflow again (API use) keeps them
 
 
 class OutputFolderBusy(RuntimeError):
@@ -26,11 +27,13 @@ class OutputFolderBusy(RuntimeError):
 def claim_output_folder(folder: str | os.PathLike) -> IO[str] | None:
     """Lock ``folder`` for this process until it exits; keep the returned handle referenced.
 
-    Raises :class:`OutputFolderBusy` at once when another run holds it. Returns ``None`` (with a
-    warning) where the file system cannot lock.
+    Raises :class:`OutputFolderBusy` at once when another process holds it. Returns ``None``
+    (with a warning) where the file system cannot lock.
     """
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, LOCK_NAME)
+    path = os.path.realpath(os.path.join(folder, LOCK_NAME))
+    if path in _held and not _held[path].closed:
+        return _held[path]
     handle = open(path, "a+", encoding="utf-8")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -51,6 +54,7 @@ def claim_output_folder(folder: str | os.PathLike) -> IO[str] | None:
     handle.write(f"pid {os.getpid()} on host {socket.gethostname()}, since "
                  f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}\n")
     handle.flush()
+    _held[path] = handle
     return handle
 
 

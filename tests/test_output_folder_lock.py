@@ -11,19 +11,21 @@ import time
 
 import pytest
 
-from structure_tokens.workflow_lock import OutputFolderBusy, claim_output_folder, only_inspects
+from structure_tokens.workflow_lock import claim_output_folder, only_inspects
 
 from conftest import REPO, write_test_config
 
 
-def test_a_second_claim_is_refused_naming_the_folder_and_the_holder(tmp_path):
+def test_a_claim_by_another_process_is_refused_naming_the_folder_and_the_holder(tmp_path):
     held = claim_output_folder(tmp_path / "results")
-    with pytest.raises(OutputFolderBusy, match=rf"output folder {tmp_path}/results is in use by another run "
-                                               rf"of this workflow \(pid {os.getpid()} on host "
-                                               rf"{re.escape(socket.gethostname())}, since "):
-        claim_output_folder(tmp_path / "results")
+    assert claim_output_folder(tmp_path / "results") is held  # this process parsing the workflow again
+    claim = ("from structure_tokens.workflow_lock import claim_output_folder; "
+             f"claim_output_folder({str(tmp_path / 'results')!r})")
+    other = subprocess.run([sys.executable, "-c", claim], capture_output=True, text=True, cwd=REPO)
+    assert re.search(rf"OutputFolderBusy: output folder {tmp_path}/results is in use by another run of this "
+                     rf"workflow \(pid {os.getpid()} on host {re.escape(socket.gethostname())}, since ", other.stderr)
     held.close()  # the process ended: the kernel releases the lock, nothing stale is left
-    claim_output_folder(tmp_path / "results").close()
+    subprocess.run([sys.executable, "-c", claim], check=True, cwd=REPO)
 
 
 @pytest.mark.parametrize("argv, inspects", [(["-n"], True), (["-np", "--cores", "2"], True), (["--lint"], True),
