@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 from structure_tokens.inputs.records import InputRecord
 
@@ -148,3 +149,14 @@ def judge(record: InputRecord, rules: RecordRules, earlier_index: int | None = N
         sequence = sequence[:ESM2_WINDOW]
         digest, length = sequence_hash(sequence), ESM2_WINDOW
     return Verdict(sequence, "", "", digest, length, tuple(notes), tuple(counted))
+
+
+def judge_records(records: Iterable[InputRecord], rules: RecordRules) -> Iterator[tuple[InputRecord, Verdict]]:
+    """Every record with its verdict, ids tracked in memory (for inputs that fit in it; `prepare`
+    keeps them in an on-disk index instead). The first record of an id wins, as in `prepare`."""
+    first_index: dict[str, int] = {}
+    for record in records:
+        earlier = first_index.get(record.input_id)
+        if earlier is None:
+            first_index[record.input_id] = record.record_index
+        yield record, judge(record, rules, earlier)
