@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Sequence
 
 from structure_tokens.formats.atomic import atomic_output
-from structure_tokens.formats.vocab import FORMATS
 from structure_tokens.formats.manifest import ManifestWriter
+from structure_tokens.formats.vocab import FORMATS
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.validate import LONG_POLICIES, Verdict
 from structure_tokens.llm.options import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
