@@ -3,7 +3,7 @@ rule train_codebook:
     input:
         per_shard(f"{OUT}/embeddings/{SHARD}.h5", train_shard_ids),
     output:
-        codebook=protected(f"{OUT}/codebook/codebook_K{K}.npz"),
+        codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         training=f"{OUT}/codebook/training_K{K}.json",
     log:
         f"{OUT}/logs/train_codebook.log",
