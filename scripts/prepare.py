@@ -17,7 +17,7 @@ summary = prepare_inputs(
     options.records(),
     options,
     long_policy=snakemake.params.long_policy,
-    shards_dir=snakemake.output.shards,
+    shards_dir=snakemake.params.shards,
     manifest_path=snakemake.output.manifest,
     summary_path=snakemake.output.summary,
 )

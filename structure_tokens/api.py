@@ -8,8 +8,10 @@
     text = tokenizer.render(protein)    # "<protein><aa:M><S012>...</protein>"
     decode(text, tokenizer.vocab)       # "MKTAYIAKQR"
 
-No Snakemake needed. Sequences are cleaned like the pipeline's inputs
-(:func:`structure_tokens.inputs.validate.clean_sequence`).
+No Snakemake needed. Records are judged by the rules of the pipeline's `prepare`
+(:func:`structure_tokens.inputs.validate.judge`), with the embedder's ``long_policy``:
+:meth:`StructureTokenizer.tokenize` fails on the first record `prepare` would skip,
+:meth:`StructureTokenizer.tokenize_records` tokenizes the others and lists it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from structure_tokens.formats.shards import Protein
 from structure_tokens.formats.vocab import build_vocab, decode, interleave, parse_stream, render_protein
 from structure_tokens.inputs.readers import read_fasta
 from structure_tokens.inputs.records import InputRecord
-from structure_tokens.inputs.validate import clean_sequence, sequence_hash
+from structure_tokens.inputs.validate import RecordRules, Verdict, judge_records
 
 ProteinLike = Union[str, tuple[str, str], InputRecord, Protein]
 
@@ -44,23 +46,29 @@ class TokenizedProtein:
     structure_tokens: np.ndarray  # uint16 (len(sequence),)
 
 
-def as_protein(item: ProteinLike, position: int, nonstandard: str = "map") -> Protein:
-    """A cleaned :class:`Protein` from a sequence, ``(id, sequence)``, input record or protein.
+@dataclass(frozen=True)
+class Tokenized:
+    """What :meth:`StructureTokenizer.tokenize_records` made: tokens of the kept records, in input
+    order, and the skipped records with the verdict that says why."""
+
+    proteins: list[TokenizedProtein]
+    skipped: list[tuple[InputRecord, Verdict]]
+
+
+def as_record(item: ProteinLike, position: int) -> InputRecord:
+    """An :class:`InputRecord` from a sequence, ``(id, sequence)``, input record or protein.
 
     Bare sequences are named ``seq{position}``.
     """
+    if isinstance(item, InputRecord):
+        return item
     if isinstance(item, Protein):
-        protein_id, raw = item.id, item.sequence
-    elif isinstance(item, InputRecord):
-        protein_id, raw = item.input_id, item.sequence
-    elif isinstance(item, str):
-        protein_id, raw = f"seq{position}", item
-    else:
-        protein_id, raw = item
-    cleaned = clean_sequence(raw, nonstandard)
-    if cleaned.sequence is None:
-        raise ValueError(f"protein {protein_id} (input {position}): {cleaned.reason}")
-    return Protein(protein_id, cleaned.sequence, sequence_hash(cleaned.sequence))
+        return InputRecord("input", position, item.id, item.sequence, item.description, item.function,
+                           item.instruction)
+    if isinstance(item, str):
+        return InputRecord("input", position, f"seq{position}", item)
+    protein_id, sequence = item
+    return InputRecord("input", position, protein_id, sequence)
 
 
 class StructureTokenizer:
@@ -87,27 +95,35 @@ class StructureTokenizer:
         except ValueError as error:
             raise ValueError(f"{checkpoint} and {codebook_npz}: {error}") from None
 
+    def rules(self, nonstandard: str = "map") -> RecordRules:
+        """`prepare`'s rules with the default length limits and this tokenizer's ``long_policy``."""
+        return RecordRules(nonstandard_residues=nonstandard, long_policy=self.embedder.options.long_policy)
+
     def tokenize(self, items: Iterable[ProteinLike], nonstandard: str = "map",
                  progress: Callable[[int, int], None] | None = None) -> list[TokenizedProtein]:
         """Structure tokens of every protein, in input order.
 
         ``progress(residues_done, residues_total)`` is called after each finished protein (e.g. to
-        drive a progress bar). Fails, naming the protein, if a sequence is invalid or the
-        long-sequence policy skips it.
+        drive a progress bar). Fails, naming the protein, on the first one `prepare` would skip (an
+        invalid sequence or id, a repeated id, ``long_policy: skip``); ``long_policy: truncate``
+        returns the residues that were embedded.
         """
-        proteins = [as_protein(item, position, nonstandard) for position, item in enumerate(items)]
-        tokens: list[np.ndarray | None] = [None] * len(proteins)
-        total, done = sum(len(p.sequence) for p in proteins), 0
-        for index, embedding in self.embedder.embed(proteins):
-            tokens[index] = assign(embedding, self.codebook.centroids)
-            done += len(proteins[index].sequence)
-            if progress is not None:
-                progress(done, total)
-        skipped = [p.id for p, t in zip(proteins, tokens) if t is None]
-        if skipped:
-            raise ValueError(f"proteins {skipped[:5]} were not embedded (long_policy "
-                             f"{self.embedder.options.long_policy!r}); use 'windows' or 'truncate'")
-        return [TokenizedProtein(p.id, p.sequence, t) for p, t in zip(proteins, tokens)]
+        judged = list(judge_records((as_record(item, i) for i, item in enumerate(items)), self.rules(nonstandard)))
+        for position, (record, verdict) in enumerate(judged):
+            if not verdict.kept:
+                raise ValueError(f"protein {record.input_id} (input {position}): {verdict.reason}")
+        return self._tokenize(judged, progress)
+
+    def tokenize_records(self, records: Iterable[InputRecord], nonstandard: str = "map",
+                         progress: Callable[[int, int], None] | None = None) -> Tokenized:
+        """Tokenize every record `prepare` would keep; return the others with their verdicts.
+
+        Identical sequences are embedded once. See :meth:`tokenize` for ``progress`` and long proteins.
+        """
+        kept, skipped = [], []
+        for record, verdict in judge_records(records, self.rules(nonstandard)):
+            (kept if verdict.kept else skipped).append((record, verdict))
+        return Tokenized(self._tokenize(kept, progress), skipped)
 
     def tokenize_fasta(self, path: str | os.PathLike, nonstandard: str = "map",
                        progress: Callable[[int, int], None] | None = None) -> list[TokenizedProtein]:
@@ -116,6 +132,22 @@ class StructureTokenizer:
             return self.tokenize(read_fasta(path), nonstandard, progress)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+    def _tokenize(self, kept: list[tuple[InputRecord, Verdict]],
+                  progress: Callable[[int, int], None] | None) -> list[TokenizedProtein]:
+        """Tokens of kept records, each distinct sequence embedded once."""
+        by_digest: dict[str, Protein] = {}
+        for record, verdict in kept:
+            by_digest.setdefault(verdict.digest, Protein(record.input_id, verdict.sequence, verdict.digest))
+        distinct = list(by_digest.values())
+        tokens: dict[str, np.ndarray] = {}
+        total, done = sum(p.length for p in distinct), 0
+        for index, embedding in self.embedder.embed(distinct):
+            tokens[distinct[index].sequence_hash] = assign(embedding, self.codebook.centroids)
+            done += distinct[index].length
+            if progress is not None:
+                progress(done, total)
+        return [TokenizedProtein(r.input_id, v.sequence, tokens[v.digest]) for r, v in kept]
 
     def render(self, protein: TokenizedProtein, fmt: str = "interleaved") -> str:
         """The protein as added-token text (``interleaved``, ``combined`` or ``blocks``)."""
@@ -126,4 +158,4 @@ class StructureTokenizer:
         return interleave(protein.sequence, protein.structure_tokens, self.vocab)
 
 
-__all__ = ["StructureTokenizer", "TokenizedProtein", "as_protein", "decode", "parse_stream"]
+__all__ = ["StructureTokenizer", "Tokenized", "TokenizedProtein", "as_record", "decode", "parse_stream"]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Sequence
 
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.manifest import ManifestWriter
 from structure_tokens.formats.vocab import FORMATS
+from structure_tokens.inputs.records import InputRecord
+from structure_tokens.inputs.validate import LONG_POLICIES, Verdict
 from structure_tokens.llm.options import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
 
 
@@ -53,17 +57,47 @@ class ResidueBar:
             self.bar.close()
 
 
+SKIPPED_SHOWN = 20  # skipped records printed on stderr; all of them are in the skipped-records file
+
+
+def skipped_records_path(out: str | os.PathLike) -> Path:
+    """``new_tokens.skipped.tsv`` next to ``--out new_tokens.jsonl``."""
+    return Path(out).with_suffix(".skipped.tsv")
+
+
+def write_skipped_records(path: Path, skipped: list[tuple[InputRecord, Verdict]]) -> None:
+    """The skipped records and their reasons, in the columns of `prepare`'s ``manifest.tsv``."""
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        manifest = ManifestWriter(handle)
+        for record, verdict in skipped:
+            manifest.write(record.source, record.record_index, record.input_id, "skipped", verdict.reason,
+                           sequence_hash=verdict.digest, length="" if verdict.length is None else verdict.length)
+
+
 def run_tokenize(args: argparse.Namespace) -> None:
     from structure_tokens.api import StructureTokenizer
+    from structure_tokens.inputs.readers import read_fasta
 
     tokenizer = StructureTokenizer.from_files(args.checkpoint, args.codebook, embed_options(args))
+    if args.fasta:
+        records = read_fasta(args.fasta)
+    else:
+        records = [InputRecord("--sequence", i, f"seq{i}", sequence) for i, sequence in enumerate(args.sequence)]
     started = time.perf_counter()
     with ResidueBar() as bar:
-        if args.fasta:
-            proteins = tokenizer.tokenize_fasta(args.fasta, progress=bar.update)
-        else:
-            proteins = tokenizer.tokenize(args.sequence, progress=bar.update)
+        result = tokenizer.tokenize_records(records, progress=bar.update)
     seconds = time.perf_counter() - started
+    skipped_path = skipped_records_path(args.out)
+    write_skipped_records(skipped_path, result.skipped)
+    for record, verdict in result.skipped[:SKIPPED_SHOWN]:
+        print(f"skipped {record.source} record {record.record_index} ({record.input_id}): {verdict.reason}",
+              file=sys.stderr)
+    if len(result.skipped) > SKIPPED_SHOWN:
+        print(f"... and {len(result.skipped) - SKIPPED_SHOWN} more skipped records", file=sys.stderr)
+    if not result.proteins:
+        raise ValueError(f"no record of {args.fasta or '--sequence'} can be tokenized "
+                         f"({len(result.skipped)} skipped, reasons in {skipped_path})")
+    proteins = result.proteins
     residues = sum(len(protein.sequence) for protein in proteins)
     with atomic_output(args.out) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for protein in proteins:
@@ -75,14 +109,15 @@ def run_tokenize(args: argparse.Namespace) -> None:
 
         write_vocab(args.vocab, tokenizer.codebook.k, args.vocab_offset, tokenizer.codebook.sha256)
     print(f"{len(proteins)} proteins, {residues} residues in {seconds:.1f} s ({residues / seconds:.0f} residues/s) "
-          f"on {tokenizer.embedder.device} -> {args.out}", file=sys.stderr)
+          f"on {tokenizer.embedder.device} -> {args.out}; {len(result.skipped)} records skipped -> {skipped_path}",
+          file=sys.stderr)
 
 
 def run_decode(args: argparse.Namespace) -> None:
     from structure_tokens.api import decode
 
-    vocab = json.loads(Path(args.vocab).read_text())
-    text = sys.stdin.read() if args.text == "-" else args.text
+    vocab = json.loads(Path(args.vocab).read_text(encoding="utf-8-sig"))
+    text = sys.stdin.read().removeprefix("\ufeff") if args.text == "-" else args.text
     print(decode(text, vocab))
 
 
@@ -114,13 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     source = tokenize.add_mutually_exclusive_group(required=True)
     source.add_argument("--fasta", help="FASTA file (.gz allowed)")
     source.add_argument("--sequence", action="append", help="a sequence (repeatable)")
-    tokenize.add_argument("--out", required=True, help="output .jsonl: id, sequence, structure_tokens, text")
+    tokenize.add_argument("--out", required=True, help="output .jsonl: id, sequence, structure_tokens, text; the "
+                          "records skipped (as `prepare` skips them) and why go to OUT.skipped.tsv")
     tokenize.add_argument("--format", choices=FORMATS, default="interleaved", help="rendering of `text`")
     tokenize.add_argument("--vocab", help="also write vocab.json here")
     tokenize.add_argument("--vocab-offset", type=int, default=0)
     tokenize.add_argument("--device", choices=("auto", "cuda", "cpu"))
     tokenize.add_argument("--layer", type=int, help="must be the codebook's layer (default: the model's)")
-    tokenize.add_argument("--long-policy", choices=("windows", "truncate", "skip"))
+    tokenize.add_argument("--long-policy", choices=LONG_POLICIES,
+                          help="proteins over 1022 residues (default: windows); as `model.long_policy`")
     tokenize.set_defaults(run=run_tokenize)
 
     decode = commands.add_parser("decode", help="amino-acid sequence of an added-token stream")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -146,3 +147,71 @@ def test_decode_refuses_text_without_a_whole_stream_naming_the_position(text, pr
     write_json(tmp_path / "vocab.json", vocab)
     assert main(["decode", "--vocab", str(tmp_path / "vocab.json"), text]) != 0
     assert re.search(problem, capsys.readouterr().err)
+
+
+LONG = "M" + "KTAYIAKQRQISFVKSHFSRQ" * 71 + "A" * 8  # 1,500 residues
+
+
+def test_truncated_proteins_come_back_with_the_residues_that_were_embedded(model_and_codebook):
+    tokenizer = StructureTokenizer.from_files(model_and_codebook["checkpoint"], model_and_codebook["codebook"],
+                                              EmbedOptions(device="cpu", long_policy="truncate"))
+    [protein] = tokenizer.tokenize([("long", LONG)])
+    assert protein.sequence == LONG[:1022] and len(protein.structure_tokens) == 1022
+    assert decode(tokenizer.render(protein), tokenizer.vocab) == LONG[:1022]
+    with pytest.raises(ValueError, match=r"protein P1 \(input 1\): duplicate id P1 \(first at record 0\)"):
+        tokenizer.tokenize([("P1", SEQUENCES["P1"]), ("P1", SEQUENCES["P2"])])
+
+
+@pytest.mark.parametrize("policy", ["truncate", "skip", "windows"])
+def test_cli_tokenizes_every_valid_record_and_lists_the_skipped_ones(policy, tokenizer, model_and_codebook, tmp_path,
+                                                                     capsys):
+    """As the workflow's `prepare`: a long protein follows --long-policy, an invalid record or a repeated
+    id is skipped with its reason (on stderr and in OUT.skipped.tsv), every other record gets tokens."""
+    fasta = tmp_path / "new.fasta"
+    fasta.write_text(f">P1 first\n{SEQUENCES['P1']}\n>long\n{LONG}\n>bad\nMKXA\n>P1 again\n{SEQUENCES['P2']}\n"
+                     f">P2\n{SEQUENCES['P2']}\n>P3 same sequence as P1\n{SEQUENCES['P1']}\n")
+    out = tmp_path / "new_tokens.jsonl"
+    assert main(["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]), "--codebook",
+                 str(model_and_codebook["codebook"]), "--device", "cpu", "--long-policy", policy,
+                 "--fasta", str(fasta), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    rows = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    kept_long = {"truncate": LONG[:1022], "skip": None, "windows": LONG}[policy]
+    assert list(rows) == ["P1"] + (["long"] if kept_long else []) + ["P2", "P3"]
+    for protein_id, sequence in [("P1", SEQUENCES["P1"]), ("P2", SEQUENCES["P2"]), ("P3", SEQUENCES["P1"])]:
+        [expected] = tokenizer.tokenize([sequence])
+        assert rows[protein_id]["sequence"] == sequence
+        assert rows[protein_id]["structure_tokens"] == expected.structure_tokens.tolist()
+    if kept_long:
+        assert rows["long"]["sequence"] == kept_long and len(rows["long"]["structure_tokens"]) == len(kept_long)
+        assert rows["long"]["text"].count("<aa:") == len(kept_long)
+
+    reasons = {"long": "length 1500 > 1022, the model's window (model.long_policy: skip)",
+               "bad": "unknown residue X at position 3", "P1": "duplicate id P1 (first at record 0)"}
+    if policy != "skip":
+        del reasons["long"]
+    skipped_file = tmp_path / "new_tokens.skipped.tsv"
+    skipped = list(csv.DictReader(skipped_file.open(), delimiter="\t"))
+    assert [(row["input_id"], row["status"], row["reason"]) for row in skipped] == [
+        (protein_id, "skipped", reason) for protein_id, reason in reasons.items()]
+    assert {row["source"] for row in skipped} == {str(fasta)}
+    for (protein_id, reason), row in zip(reasons.items(), skipped):
+        assert f"skipped {fasta} record {row['record_index']} ({protein_id}): {reason}" in err
+    assert re.search(rf"{len(rows)} proteins, .* -> {out}; {len(reasons)} records skipped -> {skipped_file}", err)
+
+
+def test_cli_without_a_valid_record_fails_and_says_why(model_and_codebook, tmp_path, capsys):
+    out = tmp_path / "tokens.jsonl"
+    assert main(["tokenize", "--checkpoint", str(model_and_codebook["checkpoint"]), "--codebook",
+                 str(model_and_codebook["codebook"]), "--sequence", "MKXA", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "skipped --sequence record 0 (seq0): unknown residue X at position 3" in err
+    assert f"no record of --sequence can be tokenized (1 skipped, reasons in {tmp_path / 'tokens.skipped.tsv'})" in err
+    assert not out.exists()
+
+
+def test_cli_decode_accepts_a_byte_order_mark(tmp_path, capsys):
+    vocab = tmp_path / "vocab.json"
+    vocab.write_bytes("\ufeff".encode() + json.dumps(build_vocab(16)).encode())
+    assert main(["decode", "--vocab", str(vocab), "<protein><aa:M><S001><aa:K><S002></protein>"]) == 0
+    assert capsys.readouterr().out.strip() == "MK"

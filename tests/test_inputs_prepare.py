@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import pytest
 
@@ -82,3 +83,34 @@ def test_prepare_leaves_only_its_outputs(tmp_path):
 def test_invalid_options_are_rejected(option, message, tmp_path):
     with pytest.raises(ValueError, match=message):
         prepare(iter([InputRecord("mem", 0, "a", "MKV")]), tmp_path / "out", **option)
+
+
+def test_a_rerun_leaves_unchanged_shards_untouched(tmp_path):
+    """Snakemake re-runs the embed job of a shard file newer than its output: a `prepare` rerun
+    rewrites only the shards whose bytes change, here the one with an edited protein (aliases and
+    shards that did not exist before included)."""
+    fasta, out = tmp_path / "in.fasta", tmp_path / "out"
+    records = [f">p{i}\nMK{'ACDEFGHIKL'[i % 10] * (1 + i // 10)}\n" for i in range(12)]
+    fasta.write_text("".join(records) + ">p0_again\nMKA\n")  # an alias of p0, in shard 0
+    prepare(read_fasta(fasta), out, shard_size=4, num_proteins=8)
+    shards = sorted((out / "shards").glob("shard_*.tsv"))
+    assert [p.name for p in shards] == ["shard_00000.tsv", "shard_00001.tsv"]
+    assert read_shard(shards[0])[0].aliases == ("p0_again",)
+    for path in shards:
+        os.utime(path, ns=(10**18, 10**18))  # an old run's files
+    before = {path.name: path.read_bytes() for path in shards}
+
+    prepare(read_fasta(fasta), out, shard_size=4)  # scale up: all 12
+    now = sorted((out / "shards").glob("shard_*.tsv"))
+    assert [p.name for p in now] == ["shard_00000.tsv", "shard_00001.tsv", "shard_00002.tsv"]
+    for name, content in before.items():
+        assert (out / "shards" / name).read_bytes() == content
+        assert (out / "shards" / name).stat().st_mtime_ns == 10**18, name
+    assert [p.id for p in read_shard(now[2])] == ["p8", "p9", "p10", "p11"]
+
+    fasta.write_text(fasta.read_text().replace(">p5\nMKG\n", ">p5\nMKW\n"))  # edit one protein of shard 1
+    prepare(read_fasta(fasta), out, shard_size=4)
+    assert (out / "shards/shard_00000.tsv").stat().st_mtime_ns == 10**18
+    assert (out / "shards/shard_00001.tsv").stat().st_mtime_ns != 10**18
+    assert read_shard(out / "shards/shard_00001.tsv")[1].sequence == "MKW"
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.tsv", "shards", "summary.json"]

@@ -140,3 +140,21 @@ def test_bytes_that_are_not_utf8_are_reported_in_the_manifest(tmp_path):
     assert manifest["p\ufffd2"]["reason"] == "id 'p\ufffd2' has bytes that are not UTF-8"
     assert summary["reason_counts"] == {"invalid_utf8": 1, "invalid_utf8_text": 1}
     assert summary["n_proteins"] == 2
+
+
+BOM = "\ufeff".encode()
+
+
+@pytest.mark.parametrize("name, text, reader, first_id", [
+    ("in.fasta", ">p1 kinase\nMKV\n", read_fasta, "p1"),
+    ("in.fasta.gz", ">p1 kinase\nMKV\n", read_fasta, "p1"),
+    ("entry.dat", DEMO_TEXT.split("//\n")[0] + "//\n", read_uniprot, "P15455"),
+    ("export.jsonl", json.dumps(ROWS[0]) + "\n", read_proteinlmbench, "P1"),
+    ("export.json", json.dumps(ROWS), read_proteinlmbench, "P1"),
+])
+def test_a_leading_byte_order_mark_is_accepted(name, text, reader, first_id, tmp_path):
+    """Editors on Windows often start UTF-8 files with a BOM (EF BB BF)."""
+    path = tmp_path / name
+    data = BOM + text.encode()
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert list(reader(path))[0].input_id == first_id

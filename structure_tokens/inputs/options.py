@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 
 from structure_tokens.inputs.readers import check_source, open_source
 from structure_tokens.inputs.records import InputRecord
-from structure_tokens.inputs.validate import NONSTANDARD_POLICIES
+from structure_tokens.inputs.validate import NONSTANDARD_POLICIES, RecordRules
 from structure_tokens.options import FromConfig
 
 
@@ -33,6 +33,10 @@ class InputOptions(FromConfig):
         if self.max_length is not None and self.max_length < self.min_length:
             raise ValueError(f"input.max_length ({self.max_length}) is below input.min_length ({self.min_length})")
         check_source(self.source, self.path, self.proteinlmbench)
+
+    def rules(self, long_policy: str = "windows") -> RecordRules:
+        """The per-record rules of this section, with ``model.long_policy``."""
+        return RecordRules(self.nonstandard_residues, self.min_length, self.max_length, long_policy)
 
     def records(self) -> Iterable[InputRecord]:
         """The records of the configured source."""

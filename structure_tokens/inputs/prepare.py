@@ -1,7 +1,8 @@
-"""The `prepare` stage: validate, de-duplicate and shard input records in one streaming pass."""
+"""The `prepare` stage: judge (``validate.judge``), de-duplicate and shard input records in one streaming pass."""
 
 from __future__ import annotations
 
+import filecmp
 import json
 import logging
 import os
@@ -16,18 +17,19 @@ from structure_tokens.formats.shards import Protein, read_shard, shard_name, wri
 from structure_tokens.inputs.options import InputOptions
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.seen import SeenIndex
-from structure_tokens.inputs.validate import ESM2_WINDOW, check_id, clean_sequence, sequence_hash
+from structure_tokens.inputs.validate import Verdict, judge
 
 log = logging.getLogger(__name__)
-TEXT_FIELDS = ("description", "function", "instruction")  # record texts that reach the outputs
 
 
 class _Sharder:
-    """Writes kept proteins to shard files as each shard fills; patches aliases in at the end.
+    """Stages kept proteins as shard files as each shard fills; at the end patches aliases in and
+    moves the shards into place.
 
     Only the current shard is held in memory; aliases of duplicated sequences go to the on-disk
-    index, and a shard whose proteins gained aliases after it was written is read back and
-    rewritten once, at the end.
+    index. Shards are first written to the run's scratch folder (next to the shards, removed with
+    the index); a shard file that already holds exactly the staged bytes is left untouched,
+    modification time included, so that Snakemake does not re-run the jobs that read it.
     """
 
     def __init__(self, shards_dir: Path, shard_size: int, seen: SeenIndex):
@@ -39,8 +41,8 @@ class _Sharder:
     def current(self) -> str:
         return shard_name(len(self.names))
 
-    def path(self, name: str) -> Path:
-        return self.dir / f"{name}.tsv"
+    def staged(self, name: str) -> Path:
+        return self.seen.folder / f"{name}.tsv"
 
     def add(self, protein: Protein) -> str:
         shard = self.current
@@ -51,21 +53,29 @@ class _Sharder:
 
     def flush(self) -> None:
         if self.buffer:
-            write_shard(self.path(self.current), self.buffer)
+            write_shard(self.staged(self.current), self.buffer)
             self.names.append(self.current)
             self.buffer = []
 
     def finish(self) -> list[str]:
-        """Write the last shard, add the aliases, remove shard files left by an earlier run."""
+        """Stage the last shard, add the aliases, move changed shards into place, remove stale ones."""
         self.flush()
         for name in self.seen.shards_with_aliases():
             aliases: dict[str, list[str]] = {}
             for protein_id, alias in self.seen.aliases_in(name):
                 aliases.setdefault(protein_id, []).append(alias)
             proteins = [replace(p, aliases=p.aliases + tuple(aliases.get(p.id, ())))
-                        for p in read_shard(self.path(name))]
-            write_shard(self.path(name), proteins)
-        for stale in sorted(set(self.dir.glob("shard_*.tsv")) - {self.path(name) for name in self.names}):
+                        for p in read_shard(self.staged(name))]
+            write_shard(self.staged(name), proteins)
+        unchanged = 0
+        for name in self.names:
+            staged, target = self.staged(name), self.dir / f"{name}.tsv"
+            if target.is_file() and filecmp.cmp(staged, target, shallow=False):
+                unchanged += 1
+            else:
+                os.replace(staged, target)
+        log.info("%d shard files written, %d unchanged (left as they were)", len(self.names) - unchanged, unchanged)
+        for stale in sorted(set(self.dir.glob("shard_*.tsv")) - {self.dir / f"{name}.tsv" for name in self.names}):
             log.info("removing %s, left by an earlier run", stale)
             stale.unlink()
         return self.names
@@ -80,20 +90,20 @@ def prepare_inputs(
     manifest_path: str | os.PathLike,
     summary_path: str | os.PathLike,
 ) -> dict[str, Any]:
-    """Validate ``records`` by ``options`` and write shards, a manifest row per record and a summary.
+    """Judge ``records`` by ``options`` (:func:`judge`) and write shards, a manifest row per record and a summary.
 
     ``long_policy`` (the `model.long_policy` config key) applies to proteins longer than the ESM-2
-    window here, so that every later stage sees the sequences that are embedded: ``skip`` lists
-    them as skipped, ``truncate`` keeps their first residues (noted in the manifest), ``windows``
-    keeps them whole (the embedder averages overlapping windows).
+    window here, so that every later stage sees the sequences that are embedded. Of the records
+    the rules keep, one per sequence is kept (the others become its aliases, status
+    ``duplicate_sequence``) up to ``options.num_proteins`` (the rest are ``not_selected``).
 
     Memory holds one shard, never the whole input: the ids, sequence hashes and aliases seen so far
     are in an on-disk index (`SeenIndex`), so memory does not grow with the input. Ids must be
     unique over all records (the first occurrence wins). ``options.source`` and ``options.path``
-    are recorded in the summary. The manifest is renamed into place only after every shard is complete.
+    are recorded in the summary. Shard files whose bytes would not change are not rewritten. The
+    manifest is renamed into place only after every shard is complete.
     """
-    shard_size, num_proteins = options.shard_size, options.num_proteins
-    min_length, max_length = options.min_length, options.max_length
+    rules = options.rules(long_policy)
     shards_dir = Path(shards_dir)
     shards_dir.mkdir(parents=True, exist_ok=True)
     statuses: Counter[str] = Counter()
@@ -103,74 +113,39 @@ def prepare_inputs(
 
     with (SeenIndex(shards_dir.parent) as seen, atomic_output(manifest_path) as tmp,
           open(tmp, "w", newline="", encoding="utf-8") as handle):
-        sharder = _Sharder(shards_dir, shard_size, seen)
+        sharder = _Sharder(shards_dir, options.shard_size, seen)
         manifest = ManifestWriter(handle)
 
-        def row(record: InputRecord, status: str, reason: str = "", code: str = "", protein_id: str = "",
-                digest: str = "", length: int | str = "", shard: str = "") -> None:
-            manifest.write(record.source, record.record_index, record.input_id, status, reason,
-                           protein_id, digest, length, shard)
+        def row(record: InputRecord, status: str, reason: str, code: str, verdict: Verdict,
+                protein_id: str = "", shard: str = "") -> None:
+            manifest.write(record.source, record.record_index, record.input_id, status, reason, protein_id,
+                           verdict.digest, "" if verdict.length is None else verdict.length, shard)
             statuses[status] += 1
             if code:
                 reasons[code] += 1
 
         for record in records:
             sources.add(record.source)
-            if "\ufffd" in record.input_id:
-                row(record, "skipped", f"id {record.input_id!r} has bytes that are not UTF-8", "invalid_utf8")
+            verdict = judge(record, rules, seen.first_record_of(record.input_id, record.record_index))
+            if not verdict.kept:
+                row(record, "skipped", verdict.reason, verdict.code, verdict)
                 continue
-            id_problem = check_id(record.input_id)
-            if id_problem:
-                row(record, "skipped", id_problem, "unsafe_id")
-                continue
-            first = seen.first_record_of(record.input_id, record.record_index)
-            if first is not None:
-                row(record, "skipped", f"duplicate id {record.input_id} (first at record {first})", "duplicate_id")
-                continue
-            validated = clean_sequence(record.sequence, options.nonstandard_residues)
-            if validated.sequence is None:
-                row(record, "skipped", validated.reason, validated.code)
-                continue
-            sequence = validated.sequence
-            digest, length = sequence_hash(sequence), len(sequence)
-            if length < min_length:
-                row(record, "skipped", f"length {length} < min_length {min_length}", "too_short",
-                    digest=digest, length=length)
-                continue
-            if max_length is not None and length > max_length:
-                row(record, "skipped", f"length {length} > max_length {max_length}", "too_long",
-                    digest=digest, length=length)
-                continue
-            notes = [f"bytes that are not UTF-8 in the {name}, shown as U+FFFD" for name in TEXT_FIELDS
-                     if "\ufffd" in getattr(record, name)]
-            if notes:
-                reasons["invalid_utf8_text"] += 1
-            if length > ESM2_WINDOW and long_policy == "skip":
-                row(record, "skipped", f"length {length} > {ESM2_WINDOW}, the model's window (model.long_policy: skip)",
-                    "too_long", digest=digest, length=length)
-                continue
-            if length > ESM2_WINDOW and long_policy == "truncate":
-                notes.append(f"truncated from {length} to {ESM2_WINDOW} residues (model.long_policy: truncate)")
-                sequence = sequence[:ESM2_WINDOW]
-                digest, length = sequence_hash(sequence), ESM2_WINDOW
-                reasons["truncated"] += 1
-            owner_and_shard = seen.representative(digest)
+            reasons.update(verdict.counted)
+            owner_and_shard = seen.representative(verdict.digest)
             if owner_and_shard is not None:
                 owner, owner_shard = owner_and_shard
                 seen.add_alias(owner, owner_shard, record.input_id)
-                row(record, "duplicate_sequence", f"same sequence as {owner}", "duplicate_sequence",
-                    owner, digest, length, owner_shard)
-                continue
-            if num_proteins is not None and n_kept >= num_proteins:
-                row(record, "not_selected", f"beyond num_proteins={num_proteins}", "not_selected",
-                    digest=digest, length=length)
-                continue
-            shard = sharder.add(Protein(record.input_id, sequence, digest, (), record.description, record.function,
-                                         record.instruction))
-            seen.add_representative(digest, record.input_id, shard)
-            n_kept += 1
-            n_residues += length
-            row(record, "kept", "; ".join(notes), "", record.input_id, digest, length, shard)
+                row(record, "duplicate_sequence", f"same sequence as {owner}", "duplicate_sequence", verdict,
+                    owner, owner_shard)
+            elif options.num_proteins is not None and n_kept >= options.num_proteins:
+                row(record, "not_selected", f"beyond num_proteins={options.num_proteins}", "not_selected", verdict)
+            else:
+                shard = sharder.add(Protein(record.input_id, verdict.sequence, verdict.digest, (),
+                                            record.description, record.function, record.instruction))
+                seen.add_representative(verdict.digest, record.input_id, shard)
+                n_kept += 1
+                n_residues += verdict.length
+                row(record, "kept", "; ".join(verdict.notes), "", verdict, record.input_id, shard)
 
         if n_kept == 0:
             where = ", ".join(sorted(sources)) or f"{options.path or options.source} (no records)"
@@ -185,7 +160,7 @@ def prepare_inputs(
         "reason_counts": dict(reasons),
         "n_proteins": n_kept,
         "n_residues": n_residues,
-        "shard_size": shard_size,
+        "shard_size": options.shard_size,
         "n_shards": len(shards),
         "shards": shards,
     }

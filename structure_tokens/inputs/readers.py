@@ -29,7 +29,7 @@ FUNCTION_PREFIX = re.compile(
 
 
 def open_text(path: str | os.PathLike) -> IO[str]:
-    """Open a plain or gzip-compressed (``.gz``) UTF-8 text file.
+    """Open a plain or gzip-compressed (``.gz``) UTF-8 text file; a leading byte-order mark is dropped.
 
     Undecodable bytes become U+FFFD: validation rejects them in ids and sequences and notes them
     in descriptions, naming the record. A truncated or corrupt ``.gz`` raises ``ValueError``
@@ -39,8 +39,8 @@ def open_text(path: str | os.PathLike) -> IO[str]:
     if not path.is_file():
         raise FileNotFoundError(f"input file not found: {path}")
     if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return open(path, encoding="utf-8-sig", errors="replace")
 
 
 @contextlib.contextmanager

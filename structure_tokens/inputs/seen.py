@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 class SeenIndex:
     """Ids, sequence representatives and aliases of one `prepare` run, in a temporary SQLite file.
 
-    The file lives in a temporary folder under ``workdir`` (the results disk, not the node's /tmp)
-    and is removed by :meth:`close`. Use as a context manager. One `prepare` uses a ``workdir`` at
+    The file lives in a temporary folder under ``workdir`` (the results disk, not the node's /tmp),
+    ``folder``, which is also the run's scratch space (`prepare` stages its shards there), and is
+    removed by :meth:`close`. Use as a context manager. One `prepare` uses a ``workdir`` at
     a time (Snakemake's lock), so index folders already there were left by a killed run and are
     removed first.
     """
@@ -33,7 +34,8 @@ class SeenIndex:
             log.info("removing %s, left by a killed run", stale)
             shutil.rmtree(stale)
         self._tmp = tempfile.TemporaryDirectory(prefix=FOLDER_PREFIX, dir=workdir)
-        self._db = sqlite3.connect(Path(self._tmp.name) / "seen.sqlite", isolation_level=None)
+        self.folder = Path(self._tmp.name)
+        self._db = sqlite3.connect(self.folder / "seen.sqlite", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", f"cache_size = -{CACHE_MIB * 1024}"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript("""
