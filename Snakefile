@@ -17,7 +17,7 @@ min_version("9.0")
 WORKFLOW_DIR = str(workflow.current_basedir)  # this checkout, also when used as a module of another workflow
 sys.path.insert(0, WORKFLOW_DIR)  # its pipeline package
 
-from structure_tokens.config import check_config, coerce_yaml_scalars, migrate_legacy_keys
+from structure_tokens.config import check_config, coerce_yaml_scalars
 from structure_tokens.workflow_lock import OutputFolderBusy, claim_output_folder, only_inspects
 
 
@@ -25,8 +25,6 @@ configfile: os.path.join(WORKFLOW_DIR, "config", "config.yaml")
 
 
 SCHEMA = os.path.join(WORKFLOW_DIR, "config", "schema.yaml")
-for message in migrate_legacy_keys(config):
-    logger.warning(message)
 with open(SCHEMA) as schema:
     coerce_yaml_scalars(config, yaml.safe_load(schema))  # --config values arrive as strings
 validate(config, SCHEMA)

@@ -1,8 +1,5 @@
-"""What the workflow does with its config when it starts: move keys of older releases, read
-command-line values as YAML, check it all.
+"""What the workflow does with its config when it starts: read command-line values as YAML, check it all.
 
-Release 0.1 kept the input selection keys at the top level; they now live under ``input:``.
-Old configs keep working for one release: :func:`migrate_legacy_keys` moves the keys and says so.
 :func:`coerce_yaml_scalars` gives ``--config`` values the types the schema asks for.
 :func:`check_config` builds every stage's options, so that a bad value or combination of values
 fails at once, naming the key, instead of in a job hours later.
@@ -21,25 +18,6 @@ from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.inputs.options import InputOptions
 from structure_tokens.llm.options import FinetuneOptions, OutputOptions
 from structure_tokens.report.options import ReportOptions
-
-MOVED_TO_INPUT = ("num_proteins", "min_length", "max_length", "nonstandard_residues", "shard_size")
-
-
-def migrate_legacy_keys(config: dict[str, Any]) -> list[str]:
-    """Move top-level keys of :data:`MOVED_TO_INPUT` into ``config["input"]`` (in place).
-
-    A key given at the top level wins over the same key under ``input:``, since the top-level one
-    is what an old config file or ``--config shard_size=...`` set. Returns one deprecation
-    message per moved key.
-    """
-    messages = []
-    for key in MOVED_TO_INPUT:
-        if key in config:
-            config.setdefault("input", {})[key] = config.pop(key)
-            messages.append(f"config key '{key}' has moved to 'input.{key}'; the top-level key is deprecated "
-                            "and will stop working in the next release")
-    return messages
-
 
 JSON_TYPES = {"boolean": bool, "integer": int, "number": (int, float), "null": type(None), "string": str,
               "object": dict, "array": list}

@@ -1,4 +1,4 @@
-"""How config reaches the package: legacy keys migrated, options built from their sections."""
+"""How config reaches the package: command-line values typed, options built from their sections, checks."""
 
 from __future__ import annotations
 
@@ -11,21 +11,13 @@ import sys
 import pytest
 import yaml
 
-from structure_tokens.config import check_config, coerce_yaml_scalars, migrate_legacy_keys
+from structure_tokens.config import check_config, coerce_yaml_scalars
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.llm.options import OutputOptions
 
-from conftest import REPO, run_snakemake
+from conftest import REPO
 
-
-def test_legacy_top_level_input_keys_move_under_input_and_win():
-    config = {"shard_size": 50, "min_length": 3, "input": {"source": "demo", "shard_size": 1000}}
-    messages = migrate_legacy_keys(config)
-    assert config == {"input": {"source": "demo", "shard_size": 50, "min_length": 3}}
-    assert [m.split("'")[1] for m in messages] == ["min_length", "shard_size"]
-    assert "'input.shard_size'" in messages[1]
-    assert migrate_legacy_keys(config) == []  # nothing left to move
 
 
 def test_options_take_their_fields_from_a_section_and_validate_them():
@@ -36,10 +28,6 @@ def test_options_take_their_fields_from_a_section_and_validate_them():
     with pytest.raises(ValueError, match="llm.vocab_offset must be >= 0"):
         OutputOptions.from_config({"vocab_offset": -1})
 
-
-def test_workflow_warns_about_a_legacy_key(tmp_path):
-    out = run_snakemake(tmp_path, "-n", "--cores", "1", "--config", "shard_size=50")
-    assert "config key 'shard_size' has moved to 'input.shard_size'" in out.stdout + out.stderr
 
 
 @pytest.mark.parametrize("config, message", [
