@@ -22,9 +22,11 @@ any of them back, as well as ``interleaved.jsonl`` token strings and ids.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -149,19 +151,44 @@ def render_protein(sequence: str, structure_tokens: Sequence[int], vocab: dict[s
     """
     check_protein(sequence, structure_tokens, vocab)
     names = vocab["structure_tokens"]
-    if len(structure_tokens) and int(max(structure_tokens)) >= len(names):
-        raise ValueError(f"structure token {int(max(structure_tokens))} is outside the vocabulary (k={len(names)})")
-    residues = [added_token_string(aa, vocab) for aa in sequence]
-    structure = [f"<{names[t]}>" for t in structure_tokens]
-    if fmt == "interleaved":
-        body = [s for pair in zip(residues, structure) for s in pair]
-    elif fmt == "combined":
-        body = [combined_token_string(aa, names[t]) for aa, t in zip(sequence, structure_tokens)]
-    elif fmt == "blocks":
-        body = residues + structure
-    else:
+    tokens = np.asarray(structure_tokens, dtype=np.int64)
+    if tokens.size and int(tokens.max()) >= len(names):
+        raise ValueError(f"structure token {int(tokens.max())} is outside the vocabulary (k={len(names)})")
+    if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {FORMATS}")
-    return "<protein>" + "".join(body) + "</protein>"
+    pieces = _render_pieces(tuple(vocab["amino_acids"]), tuple(names), fmt == "combined")
+    residues = pieces.letter_index[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
+    if fmt == "interleaved":
+        positions = np.empty(2 * len(residues), dtype=np.int64)
+        positions[0::2], positions[1::2] = residues, tokens + len(pieces.residue)
+        body = pieces.interleaved[positions]
+    elif fmt == "combined":
+        body = pieces.combined[residues * len(names) + tokens]
+    else:
+        body = np.concatenate([pieces.residue[residues], pieces.structure[tokens]])
+    return "<protein>" + "".join(body.tolist()) + "</protein>"
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The added-token strings of a vocabulary as arrays, to render a protein by indexing."""
+
+    letter_index: np.ndarray  # byte of an amino-acid letter -> its index in the vocabulary's amino acids
+    residue: np.ndarray  # <aa:M>, ...
+    structure: np.ndarray  # <S000>, ...
+    interleaved: np.ndarray  # residue then structure strings
+    combined: np.ndarray | None  # <M|S000>, ...: amino acids outer
+
+
+@functools.lru_cache(maxsize=8)
+def _render_pieces(amino_acids: tuple[str, ...], structure_tokens: tuple[str, ...], combined: bool) -> _Pieces:
+    letter_index = np.zeros(256, dtype=np.int64)  # letters are checked before they are looked up
+    letter_index[np.frombuffer("".join(amino_acids).encode("ascii"), dtype=np.uint8)] = np.arange(len(amino_acids))
+    residue = np.array([f"<aa:{aa}>" for aa in amino_acids], dtype=object)
+    structure = np.array([f"<{name}>" for name in structure_tokens], dtype=object)
+    pairs = np.array([combined_token_string(aa, name) for aa in amino_acids for name in structure_tokens],
+                     dtype=object) if combined else None
+    return _Pieces(letter_index, residue, structure, np.concatenate([residue, structure]), pairs)
 
 
 def protein_token_count(n_residues: int, fmt: str) -> int:
