@@ -304,6 +304,11 @@ def test_crashed_embed_job_then_edited_input_ends_like_a_clean_run(tmp_path, tin
     assert re.search(r"discarding \d+ finished proteins whose sequence or forward batch changed.*" + edited_id, log)
     run_snakemake(clean, "--configfile", configs[clean], "--cores", "2")
     assert_same_outputs(crashed / "results", clean / "results", (*LLM_OUTPUTS, "codebook/codebook_K16.npz"))
+    # FASTA records have no function text: the empty instruction set is announced, not silent
+    empty = "the instruction data is empty: none of the 88 proteins has function text"
+    assert re.search(f"WARNING .*{empty}", (clean / "results/logs/finetune_data.log").read_text())
+    assert f"WARNING: {empty}" in (clean / "results/report/summary.md").read_text()
+    assert re.search(f"WARNING .*{empty}", (clean / "results/logs/report.log").read_text())
     with h5py.File(out) as resumed, h5py.File(clean / "results/embeddings/shard_00001.h5") as reference:
         for name in ("embeddings", "offsets", "ids", "sequence_hash"):
             assert np.array_equal(resumed[name][()], reference[name][()]), name
