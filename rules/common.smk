@@ -123,8 +123,9 @@ def evaluation_outputs():
 
 def shard_outputs(wildcards=None):
     """Every shard's part of the token table and of the interleaved stream (known once `prepare` has run)."""
-    return expand([f"{OUT}/tokens.parquet/{SHARD}.parquet", f"{OUT}/interleaved.jsonl/{SHARD}.jsonl"],
-                  shard=shard_ids())
+    return expand(
+        [f"{OUT}/tokens.parquet/{SHARD}.parquet", f"{OUT}/interleaved.jsonl/{SHARD}.jsonl"], shard=shard_ids()
+    )
 
 
 def final_outputs():

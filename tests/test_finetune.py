@@ -307,3 +307,14 @@ def test_distinct_groups_are_counted_one_range_of_hashes_at_a_time(tmp_path, mon
         np.save(files[-1], np.unique(values))
     expected = len(np.unique(np.concatenate([np.load(path) for path in files])))
     assert finetune.count_distinct(files) == expected and finetune.count_distinct([]) == 0
+
+
+def test_parts_made_with_other_options_are_refused(pipeline_outputs, tmp_path):
+    from structure_tokens.llm.finetune import assemble_finetune_data, write_finetune_part
+
+    part = tmp_path / "part"
+    write_finetune_part(pipeline_outputs["tokens"], pipeline_outputs["vocab"], pipeline_outputs["codebook"], part,
+                        FinetuneOptions(format="blocks"))
+    with pytest.raises(ValueError, match=f"{part} was made with codebook .*'format': 'blocks'"):
+        assemble_finetune_data([part], pipeline_outputs["vocab"], pipeline_outputs["codebook"], tmp_path / "sft")
+    assert not (tmp_path / "sft").exists()

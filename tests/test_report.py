@@ -99,7 +99,8 @@ def test_rule_times_read_every_benchmark_file(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     (tmp_path / "llm_outputs").mkdir()
     for i in range(3):
-        (tmp_path / f"llm_outputs/shard_{i:05d}.tsv").write_text(header + f"{i + 1}.5\t0:00:01\t{100 + i}\t1\t1\t1\t0\t0\t0\t1.0\n")
+        row = f"{i + 1}.5\t0:00:01\t{100 + i}\t1\t1\t1\t0\t0\t0\t1.0\n"
+        (tmp_path / f"llm_outputs/shard_{i:05d}.tsv").write_text(header + row)
     (tmp_path / "vocab.tsv").write_text(header + "0.2\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t0.1\n")  # too short to sample
     table = rule_times(tmp_path).set_index("rule")
     assert table.loc["llm_outputs", "jobs"] == 3 and table.loc["llm_outputs", "wall_s"] == pytest.approx(7.5)

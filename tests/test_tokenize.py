@@ -136,7 +136,8 @@ def test_llm_outputs(tokenized, tmp_path):
                                        "function": row.function}) + "\n" for row in table.itertuples())
     counts = [json.loads(path.read_text()) for path in sorted((tmp_path / "token_counts").glob("*.json"))]
     all_labels = np.concatenate([proteins[i][2] for i in expected_order])
-    assert np.sum([c["usage_counts"] for c in counts], axis=0).tolist() == np.bincount(all_labels, minlength=N_BLOBS).tolist()
+    usage = np.sum([c["usage_counts"] for c in counts], axis=0)
+    assert usage.tolist() == np.bincount(all_labels, minlength=N_BLOBS).tolist()
     assert counts[0]["examples"][0]["id"] == expected_order[0]
 
 
@@ -163,3 +164,10 @@ def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
     assert not [path for folder in written if folder.exists() for path in folder.iterdir()]  # no part, no temporary
 
 
+
+
+def test_tokens_file_layout(tokenized):
+    with h5py.File(tokenized["tokens"][0]) as h5:
+        assert set(h5) == {"tokens", "offsets", "ids", "sequence_hash"}
+        assert h5["tokens"].dtype == np.uint16 and h5["offsets"].dtype == np.int64
+        assert h5.attrs["k"] == N_BLOBS

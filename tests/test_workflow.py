@@ -227,7 +227,8 @@ def dying(*args):  # the node dies while the job writes its shard's stream
 outputs.interleaved_lines = dying
 results, shard = sys.argv[1], sys.argv[2]
 outputs.write_shard_outputs(f"{results}/prepared/shards/{shard}.tsv", f"{results}/tokens/{shard}.h5",
-                            f"{results}/codebook/codebook_K16.npz", out_parquet=f"{results}/tokens.parquet/{shard}.parquet",
+                            f"{results}/codebook/codebook_K16.npz",
+                            out_parquet=f"{results}/tokens.parquet/{shard}.parquet",
                             out_jsonl=f"{results}/interleaved.jsonl/{shard}.jsonl",
                             out_counts=f"{results}/token_counts/{shard}.json")
 """

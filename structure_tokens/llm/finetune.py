@@ -36,6 +36,7 @@ land in two splits, and a protein keeps its split when proteins are added to the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import logging
@@ -43,7 +44,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -159,23 +160,24 @@ class _Extremes:
         self.min = self.max = None
 
     def add(self, value: int) -> None:
-        self.n += 1
-        self.sum += value
-        self.min = value if self.min is None else min(self.min, value)
-        self.max = value if self.max is None else max(self.max, value)
+        self.merge({"n": 1, "sum": value, "min": value, "max": value})
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Add the values another stream summed up (its :meth:`to_json`)."""
+        if other["n"]:
+            self.n += other["n"]
+            self.sum += other["sum"]
+            self.min = other["min"] if self.min is None else min(self.min, other["min"])
+            self.max = other["max"] if self.max is None else max(self.max, other["max"])
 
     def to_json(self) -> dict[str, int | None]:
         return {"n": self.n, "sum": self.sum, "min": self.min, "max": self.max}
 
-
-def combine_extremes(parts: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """``min, mean, max`` over several :class:`_Extremes` (0 when there is nothing)."""
-    parts = [part for part in parts if part["n"]]
-    if not parts:
-        return {"min": 0, "mean": 0.0, "max": 0}
-    n = sum(part["n"] for part in parts)
-    return {"min": min(part["min"] for part in parts), "mean": sum(part["sum"] for part in parts) / n,
-            "max": max(part["max"] for part in parts)}
+    def described(self) -> dict[str, float]:
+        """``min, mean, max`` (0 when there is nothing)."""
+        if not self.n:
+            return {"min": 0, "mean": 0.0, "max": 0}
+        return {"min": self.min, "mean": self.sum / self.n, "max": self.max}
 
 
 class _SplitWriter:
@@ -239,6 +241,11 @@ def part_clusters(table_file: Path, options: FinetuneOptions) -> dict[str, str] 
     return read_clusters(options.clusters_tsv, wanted)
 
 
+def part_options(options: FinetuneOptions) -> dict[str, Any]:
+    """The options a part folder was made with, as ``part.json`` keeps them (JSON types)."""
+    return json.loads(json.dumps(dataclasses.asdict(options)))
+
+
 def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.PathLike,
                         codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
                         options: FinetuneOptions = FinetuneOptions()) -> dict[str, Any]:
@@ -281,7 +288,7 @@ def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.Path
             writer.flush()
         part = {"format_version": PART_FORMAT_VERSION, "source": str(table_file),
                 "source_sha256": file_sha256(table_file), "codebook_sha256": codebook.sha256,
-                "target": options.target, "proteins_read": n_read, "without_target": n_without_target,
+                "options": part_options(options), "proteins_read": n_read, "without_target": n_without_target,
                 "structure_usage": structure_usage.tolist(),
                 "splits": {split: writer.summary() for split, writer in writers.items()}}
         (folder / "part.json").write_text(json.dumps(part) + "\n")
@@ -324,50 +331,55 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
     ``README.md`` (its licence and attribution follow ``source``, the config's ``input.source``).
     The folder appears as a whole. Reads only the parts' counts; returns the manifest."""
     vocab, codebook = check_vocab(vocab_json, codebook_npz)
-    parts = [(Path(folder), json.loads((Path(folder) / "part.json").read_text())) for folder in part_dirs]
-    for folder, part in parts:
-        if part["codebook_sha256"] != codebook.sha256 or part["target"] != options.target:
-            raise ValueError(f"{folder} was made for codebook {part['codebook_sha256']} and target {part['target']}, "
-                             f"not {codebook.sha256} and {options.target}")
     split_names = list(options.fractions)
+    files: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
+    jsonl: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
+    group_files: dict[str, list[Path]] = {split: [] for split in split_names}
+    stats = {split: {"examples": 0, "residues": _Extremes(), "protein_tokens": _Extremes(),
+                     "target_chars": _Extremes()} for split in split_names}
+    structure_usage = np.zeros(codebook.k, dtype=np.int64)
+    source_digest = hashlib.sha256()  # of the token-table files' digests (the part jobs hashed the files)
+    n_read = n_without_target = 0
     with atomic_directory(out_dir) as tmp:
         (tmp / "data").mkdir()
         if options.jsonl:
             (tmp / "jsonl").mkdir()
-        splits = {}
-        for split in split_names:
-            files, jsonl = [], []
-            for folder, part in parts:
-                for entry in part["splits"][split]["files"]:
-                    stem = f"{split}-{len(files):05d}"
+        for folder in map(Path, part_dirs):  # one part in memory at a time
+            part = json.loads((folder / "part.json").read_text())
+            if part["codebook_sha256"] != codebook.sha256 or part["options"] != part_options(options):
+                raise ValueError(f"{folder} was made with codebook {part['codebook_sha256']} and {part['options']}, "
+                                 f"not with {codebook.sha256} and {part_options(options)}")
+            for split in split_names:
+                info = part["splits"][split]
+                for entry in info["files"]:
+                    stem = f"{split}-{len(files[split]):05d}"
                     link_or_copy(folder / entry["name"], tmp / "data" / f"{stem}.parquet")
-                    files.append({"path": f"data/{stem}.parquet", "rows": entry["rows"], "sha256": entry["sha256"]})
+                    files[split].append({"path": f"data/{stem}.parquet", "rows": entry["rows"],
+                                         "sha256": entry["sha256"]})
                     if options.jsonl:
                         link_or_copy(folder / entry["jsonl"]["name"], tmp / "jsonl" / f"{stem}.jsonl")
-                        jsonl.append({"path": f"jsonl/{stem}.jsonl", "rows": entry["rows"],
-                                      "sha256": entry["jsonl"]["sha256"]})
-            infos = [part["splits"][split] for _, part in parts]
-            splits[split] = {
-                "examples": sum(info["examples"] for info in infos),
-                "groups": count_distinct([folder / f"groups-{split}.npy" for folder, part in parts
-                                          if part["splits"][split]["groups"]]),
-                "residues": sum(info["residues"]["sum"] for info in infos),
-                "protein_tokens": combine_extremes(info["protein_tokens"] for info in infos),
-                "target_chars": combine_extremes(info["target_chars"] for info in infos),
-                "files": files, **({"jsonl": jsonl} if options.jsonl else {}),
-            }
-        n_read = sum(part["proteins_read"] for _, part in parts)
-        n_without_target = sum(part["without_target"] for _, part in parts)
-        structure_usage = np.zeros(codebook.k, dtype=np.int64)
-        for _, part in parts:
+                        jsonl[split].append({"path": f"jsonl/{stem}.jsonl", "rows": entry["rows"],
+                                             "sha256": entry["jsonl"]["sha256"]})
+                if info["groups"]:
+                    group_files[split].append(folder / f"groups-{split}.npy")
+                stats[split]["examples"] += info["examples"]
+                for key in ("residues", "protein_tokens", "target_chars"):
+                    stats[split][key].merge(info[key])
             structure_usage += np.asarray(part["structure_usage"], dtype=np.int64)
+            source_digest.update(part["source_sha256"].encode())
+            n_read += part["proteins_read"]
+            n_without_target += part["without_target"]
+        splits = {split: {"examples": stats[split]["examples"], "groups": count_distinct(group_files[split]),
+                          "residues": stats[split]["residues"].sum,
+                          "protein_tokens": stats[split]["protein_tokens"].described(),
+                          "target_chars": stats[split]["target_chars"].described(),
+                          "files": files[split], **({"jsonl": jsonl[split]} if options.jsonl else {})}
+                  for split in split_names}
         manifest = {
             "format_version": MANIFEST_FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            # the table's files are hashed by the part jobs; this is the sha256 of their hex digests in order
-            "source": {"tokens_parquet": str(token_table), "files": len(parts),
-                       "tokens_parquet_sha256": hashlib.sha256(
-                           "".join(part["source_sha256"] for _, part in parts).encode()).hexdigest()},
+            "source": {"tokens_parquet": str(token_table), "files": len(part_dirs),
+                       "tokens_parquet_sha256": source_digest.hexdigest()},
             "model_name": codebook.model_name, "layer": codebook.layer,
             "codebook_sha256": codebook.sha256, "k": codebook.k, "vocab_offset": vocab["vocab_offset"],
             "format": options.format, "combined_tokens_needed": options.format == "combined",

@@ -14,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -116,7 +116,7 @@ def parquet_table(shard: str, aligned: AlignedShard) -> pa.Table:
     }, schema=PARQUET_SCHEMA)
 
 
-def interleaved_lines(aligned: AlignedShard, vocab: dict[str, Any], where: str):
+def interleaved_lines(aligned: AlignedShard, vocab: dict[str, Any], where: str) -> Iterator[str]:
     """One ``interleaved.jsonl`` line per protein: ``{"id", "tokens", "ids", "function"}`` exactly as
     ``json.dumps`` writes it, built from per-token JSON pieces instead of a list per residue."""
     names = vocab["amino_acids"] + vocab["structure_tokens"]  # vocabulary position: amino acid i, then 20 + token

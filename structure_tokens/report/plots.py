@@ -6,6 +6,7 @@ This module draws what other stages computed; it computes no metric of its own.
 from __future__ import annotations
 
 import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: figures are files, never windows

@@ -89,10 +89,12 @@ def throughput_tables(throughput: Sequence[Mapping[str, Any]]) -> dict[str, pd.D
 
 
 def load_throughput(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
-    """The per-shard throughput JSON files the embedding jobs wrote, labelled by their rule."""
+    """The per-shard throughput JSON files the embedding jobs wrote, labelled by their rule (without
+    their progress samples, which the report does not draw)."""
     loaded = []
     for path in paths:
         entry = json.loads(Path(path).read_text())
+        entry.pop("progress", None)
         entry["shard"] = f"{Path(path).parent.name}/{entry['shard']}"
         loaded.append(entry)
     return loaded
