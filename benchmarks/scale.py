@@ -13,7 +13,7 @@ Part 3 (``--tail``) measures every rule after the tokens, on a CPU: it writes wh
 of a one-pass run would have left (shard tables of synthetic proteins with function text, lengths
 drawn from the real distribution; token shards written with the project's own ``TokenWriter``;
 the training shards' embeddings, a K=512 codebook and the throughput files), then runs each rule
-alone with Snakemake (``--until``, 2 cores) and reads every job's wall time and exact peak RSS.
+alone with Snakemake (its outputs as targets, 2 cores) and reads every job's wall time and exact peak RSS.
 Not a test: it reports what it measured.
 """
 
@@ -250,7 +250,7 @@ def png_size(path: Path) -> list[int]:
 
 
 def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: int = 4, dim: int = 8) -> dict:
-    """Every rule after the tokens on ``n`` synthetic proteins, each rule alone (`--until`, temp files kept)."""
+    """Every rule after the tokens on ``n`` synthetic proteins, each rule alone (temp files kept)."""
     workdir = root / f"tail_{n}"
     results = workdir / "results"
     fasta, checkpoint = workdir / "input.fasta", workdir / "model.pt"
@@ -265,9 +265,16 @@ def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: 
                           codebook={"k": k, "train_shards": len(train_shards), "holdout_fraction": 0.0})
     _, plan = snakemake(workdir, config, "-n", "--quiet", "rules")
     planned = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.MULTILINE))
+    shards = json.loads((results / "prepared/prepare_summary.json").read_text())["shards"]
+    targets = {"llm_outputs": [f"results/token_counts/{shard}.json" for shard in shards],
+               "vocab": ["results/vocab.json"],
+               "finetune_shard": [f"results/sft_parts/{shard}" for shard in shards],
+               "codebook_summary": [f"results/codebook_summary_K{k}.json"],
+               "finetune_data": ["results/sft"],
+               "report": ["results/report/summary.md"]}
     commands = {}
-    for rule in TAIL_RULES:
-        commands[rule], _ = snakemake(workdir, config, "--cores", "2", "--notemp", "--until", rule)
+    for rule in TAIL_RULES:  # each rule alone: its outputs as targets, everything upstream already there
+        commands[rule], _ = snakemake(workdir, config, "--cores", "2", "--notemp", *targets[rule])
     _, rest = snakemake(workdir, config, "-n")
     rules = rule_peaks(results)
     per_shard = {rule: max(pd.read_csv(tsv, sep="\t").iloc[0]["s"]

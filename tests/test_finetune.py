@@ -240,9 +240,12 @@ def split_into_parts(table_path: Path, folder: Path, sizes: list[int]) -> Path:
     return folder
 
 
-def test_a_folder_of_parts_gives_the_rows_of_the_whole_table(pipeline_outputs, tmp_path):
+def test_a_folder_of_parts_gives_the_rows_of_the_whole_table(pipeline_outputs, tmp_path, monkeypatch):
     """Per-shard parts assembled into one folder: the same rows, splits and counts as one table read at once;
-    a sequence repeated in two parts is one group, in one split."""
+    a sequence repeated in two parts is one group, in one split. Rows are read and written 3 at a time."""
+    from structure_tokens.llm import finetune
+
+    monkeypatch.setattr(finetune, "ROWS_PER_BATCH", 3)
     table = pq.read_table(pipeline_outputs["tokens"])
     repeated = table.slice(0, 5).set_column(0, "id", pa.array([f"again{i}" for i in range(5)]))
     whole = tmp_path / "whole.parquet"
@@ -264,6 +267,8 @@ def test_a_folder_of_parts_gives_the_rows_of_the_whole_table(pipeline_outputs, t
     twice = sum(1 for text in repeated["function"].to_pylist() if text)  # sequences with a target, in two parts
     assert twice == 4 and sum(info["groups"] for info in many["splits"].values()) == examples - twice
     assert all(f["rows"] <= 8 for info in many["splits"].values() for f in info["files"])
+    full = next(f for f in many["splits"]["train"]["files"] if f["rows"] == 8)
+    assert pq.ParquetFile(tmp_path / "many" / full["path"]).num_row_groups == 3  # 3 + 3 + 2 rows
     assert verify_finetune_data(tmp_path / "many")["source"]["files"] == 4
     assert not list(tmp_path.glob(".*"))  # no scratch folder left
 

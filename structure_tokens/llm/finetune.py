@@ -44,7 +44,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 import pyarrow as pa
@@ -71,7 +71,7 @@ SFT_SCHEMA = pa.schema([
     ("n_residues", pa.int64()),
 ])
 TOKEN_COLUMNS = ("id", "aliases", "sequence", "structure_tokens", "instruction")
-ROWS_PER_BATCH = 1024  # token-table rows in memory at a time
+ROWS_PER_BATCH = 1024  # token-table rows read, and SFT rows written, at a time
 GROUPS_PER_RANGE = 1 << 20  # group hashes in memory at a time when counting distinct groups (8 MB)
 
 
@@ -181,14 +181,18 @@ class _Extremes:
 
 
 class _SplitWriter:
-    """Rows of one split of a part: ``<split>-NNNNN.parquet`` (and ``.jsonl``) every ``rows_per_file`` rows."""
+    """Rows of one split of a part: ``<split>-NNNNN.parquet`` (and ``.jsonl``) of ``rows_per_file`` rows,
+    written ``ROWS_PER_BATCH`` rows at a time (one Parquet row group each)."""
 
     def __init__(self, folder: Path, split: str, rows_per_file: int, jsonl: bool):
         self.folder, self.split, self.rows_per_file, self.jsonl = folder, split, rows_per_file, jsonl
-        self.rows: list[dict[str, Any]] = []
-        self.files: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = []  # not yet written
+        self.files: list[dict[str, Any]] = []  # finished files
         self.groups: set[int] = set()
         self.residues, self.protein_tokens, self.target_chars = _Extremes(), _Extremes(), _Extremes()
+        self._parquet: pq.ParquetWriter | None = None
+        self._jsonl: TextIO | None = None
+        self._file_rows = 0
 
     def add(self, row: dict[str, Any], group: int, protein_tokens: int, target_chars: int) -> None:
         self.rows.append(row)
@@ -196,22 +200,43 @@ class _SplitWriter:
         self.residues.add(row["n_residues"])
         self.protein_tokens.add(protein_tokens)
         self.target_chars.add(target_chars)
-        if len(self.rows) >= self.rows_per_file:
-            self.flush()
+        if len(self.rows) >= ROWS_PER_BATCH or self._file_rows + len(self.rows) >= self.rows_per_file:
+            self._write_rows()
 
-    def flush(self) -> None:
+    def _stem(self) -> str:
+        return f"{self.split}-{len(self.files):05d}"
+
+    def _write_rows(self) -> None:
         if not self.rows:
             return
-        stem = f"{self.split}-{len(self.files):05d}"
-        path = self.folder / f"{stem}.parquet"
-        pq.write_table(pa.Table.from_pylist(self.rows, schema=SFT_SCHEMA), path)
-        entry = {"name": path.name, "rows": len(self.rows), "sha256": file_sha256(path)}
-        if self.jsonl:
-            jsonl = self.folder / f"{stem}.jsonl"
-            jsonl.write_text("".join(json.dumps(row) + "\n" for row in self.rows), encoding="utf-8")
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.folder / f"{self._stem()}.parquet", SFT_SCHEMA)
+            if self.jsonl:
+                self._jsonl = open(self.folder / f"{self._stem()}.jsonl", "w", encoding="utf-8")
+        self._parquet.write_table(pa.Table.from_pylist(self.rows, schema=SFT_SCHEMA))
+        if self._jsonl is not None:
+            self._jsonl.writelines(json.dumps(row) + "\n" for row in self.rows)
+        self._file_rows += len(self.rows)
+        self.rows = []
+        if self._file_rows >= self.rows_per_file:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        self._parquet.close()
+        path = self.folder / f"{self._stem()}.parquet"
+        entry = {"name": path.name, "rows": self._file_rows, "sha256": file_sha256(path)}
+        if self._jsonl is not None:
+            self._jsonl.close()
+            jsonl = path.with_suffix(".jsonl")
             entry["jsonl"] = {"name": jsonl.name, "sha256": file_sha256(jsonl)}
         self.files.append(entry)
-        self.rows = []
+        self._parquet, self._jsonl, self._file_rows = None, None, 0
+
+    def flush(self) -> None:
+        """Write the rows left and finish the last file."""
+        self._write_rows()
+        if self._parquet is not None:
+            self._close_file()
 
     def summary(self) -> dict[str, Any]:
         """The split's counts for ``part.json``; its distinct group hashes go to ``groups-<split>.npy``."""
