@@ -37,6 +37,8 @@ from structure_tokens.formats.atomic import atomic_output
 VOCAB_FORMAT_VERSION = 1
 AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY")
 AMINO_ACID_INDEX = {aa: i for i, aa in enumerate(AMINO_ACIDS)}
+AMINO_ACID_CODES = np.zeros(256, dtype=np.uint16)  # byte of a standard amino-acid letter -> its index
+AMINO_ACID_CODES[np.frombuffer("".join(AMINO_ACIDS).encode("ascii"), dtype=np.uint8)] = np.arange(len(AMINO_ACIDS))
 SPECIAL_TOKENS = ("<protein>", "</protein>", "<pad>")
 PAD = "<pad>"
 # One added-token string of any kind: <aa:M>, <S012>, <M|S012>, <protein>, </protein>.
@@ -80,7 +82,7 @@ def amino_acid_indices(sequence: str) -> np.ndarray:
     unknown = sorted(set(sequence) - AMINO_ACID_INDEX.keys())
     if unknown:
         raise ValueError(f"letters {unknown} are not standard amino acids")
-    return np.fromiter((AMINO_ACID_INDEX[aa] for aa in sequence), dtype=np.uint16, count=len(sequence))
+    return AMINO_ACID_CODES[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
 
 
 def check_protein(sequence: str, tokens: Sequence[int], vocab: dict[str, Any]) -> None:
@@ -156,8 +158,8 @@ def render_protein(sequence: str, structure_tokens: Sequence[int], vocab: dict[s
         raise ValueError(f"structure token {int(tokens.max())} is outside the vocabulary (k={len(names)})")
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {FORMATS}")
-    pieces = _render_pieces(tuple(vocab["amino_acids"]), tuple(names), fmt == "combined")
-    residues = pieces.letter_index[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
+    pieces = _render_pieces(tuple(names), fmt == "combined")
+    residues = amino_acid_indices(sequence).astype(np.int64)
     if fmt == "interleaved":
         positions = np.empty(2 * len(residues), dtype=np.int64)
         positions[0::2], positions[1::2] = residues, tokens + len(pieces.residue)
@@ -171,24 +173,22 @@ def render_protein(sequence: str, structure_tokens: Sequence[int], vocab: dict[s
 
 @dataclass(frozen=True)
 class _Pieces:
-    """The added-token strings of a vocabulary as arrays, to render a protein by indexing."""
+    """The added-token strings of a vocabulary as arrays, to render a protein by indexing them
+    (amino acids in :data:`AMINO_ACIDS` order)."""
 
-    letter_index: np.ndarray  # byte of an amino-acid letter -> its index in the vocabulary's amino acids
-    residue: np.ndarray  # <aa:M>, ...
+    residue: np.ndarray  # <aa:A>, ...
     structure: np.ndarray  # <S000>, ...
     interleaved: np.ndarray  # residue then structure strings
-    combined: np.ndarray | None  # <M|S000>, ...: amino acids outer
+    combined: np.ndarray | None  # <A|S000>, ...: amino acids outer
 
 
 @functools.lru_cache(maxsize=8)
-def _render_pieces(amino_acids: tuple[str, ...], structure_tokens: tuple[str, ...], combined: bool) -> _Pieces:
-    letter_index = np.zeros(256, dtype=np.int64)  # letters are checked before they are looked up
-    letter_index[np.frombuffer("".join(amino_acids).encode("ascii"), dtype=np.uint8)] = np.arange(len(amino_acids))
-    residue = np.array([f"<aa:{aa}>" for aa in amino_acids], dtype=object)
+def _render_pieces(structure_tokens: tuple[str, ...], combined: bool) -> _Pieces:
+    residue = np.array([f"<aa:{aa}>" for aa in AMINO_ACIDS], dtype=object)
     structure = np.array([f"<{name}>" for name in structure_tokens], dtype=object)
-    pairs = np.array([combined_token_string(aa, name) for aa in amino_acids for name in structure_tokens],
+    pairs = np.array([combined_token_string(aa, name) for aa in AMINO_ACIDS for name in structure_tokens],
                      dtype=object) if combined else None
-    return _Pieces(letter_index, residue, structure, np.concatenate([residue, structure]), pairs)
+    return _Pieces(residue, structure, np.concatenate([residue, structure]), pairs)
 
 
 def protein_token_count(n_residues: int, fmt: str) -> int:

@@ -25,7 +25,7 @@ from structure_tokens.formats.atomic import atomic_outputs
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import Protein, read_shard
 from structure_tokens.formats.tokens import TokenShard
-from structure_tokens.formats.vocab import AMINO_ACIDS, build_vocab
+from structure_tokens.formats.vocab import AMINO_ACIDS, amino_acid_indices, build_vocab
 from structure_tokens.llm.options import OutputOptions
 
 PARQUET_SCHEMA = pa.schema([
@@ -40,8 +40,6 @@ PARQUET_SCHEMA = pa.schema([
     ("n_unique_tokens", pa.int64()),
     ("shard", pa.string()),
 ])
-AMINO_ACID_CODES = np.full(256, -1, dtype=np.int64)  # byte of a residue letter -> its index in AMINO_ACIDS
-AMINO_ACID_CODES[np.frombuffer("".join(AMINO_ACIDS).encode(), dtype=np.uint8)] = np.arange(len(AMINO_ACIDS))
 
 
 @dataclass(frozen=True)
@@ -119,21 +117,19 @@ def parquet_table(shard: str, aligned: AlignedShard) -> pa.Table:
 def interleaved_lines(aligned: AlignedShard, vocab: dict[str, Any], where: str) -> Iterator[str]:
     """One ``interleaved.jsonl`` line per protein: ``{"id", "tokens", "ids", "function"}`` exactly as
     ``json.dumps`` writes it, built from per-token JSON pieces instead of a list per residue."""
-    names = vocab["amino_acids"] + vocab["structure_tokens"]  # vocabulary position: amino acid i, then 20 + token
+    names = list(AMINO_ACIDS) + vocab["structure_tokens"]  # position: amino acid i, then 20 + token
     name_pieces = np.array([json.dumps(name) for name in names], dtype=object)
     id_pieces = np.array([str(vocab["token_to_id"][name]) for name in names], dtype=object)
-    n_amino_acids = len(vocab["amino_acids"])
     if aligned.tokens.size and int(aligned.tokens.max()) >= len(vocab["structure_tokens"]):
         raise ValueError(f"{where}: token {int(aligned.tokens.max())} is outside the vocabulary")
     for i, protein in enumerate(aligned.proteins):
-        residues = AMINO_ACID_CODES[np.frombuffer(protein.sequence.encode("ascii", "replace"), dtype=np.uint8)]
-        if (residues < 0).any():
-            unknown = sorted(set(protein.sequence) - set(vocab["amino_acids"]))
-            raise ValueError(f"{where}: protein {protein.id}: residues {unknown} are not among the vocabulary's "
-                             "amino acids")
+        try:
+            residues = amino_acid_indices(protein.sequence)
+        except ValueError as error:
+            raise ValueError(f"{where}: protein {protein.id}: {error}") from None
         positions = np.empty(2 * len(residues), dtype=np.int64)
         positions[0::2] = residues
-        positions[1::2] = aligned.protein_tokens(i).astype(np.int64) + n_amino_acids
+        positions[1::2] = aligned.protein_tokens(i).astype(np.int64) + len(AMINO_ACIDS)
         yield (f'{{"id": {json.dumps(protein.id)}, "tokens": [{", ".join(name_pieces[positions].tolist())}], '
                f'"ids": [{", ".join(id_pieces[positions].tolist())}], "function": {json.dumps(protein.function)}}}\n')
 
