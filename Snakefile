@@ -61,3 +61,4 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+        shard_outputs,

@@ -1,13 +1,19 @@
 """Scale benchmark: the real workflow on growing inputs; flat memory per rule, disk per protein,
-and the 1M-protein plan.
+the 1M-protein plan, and the steps after the tokens at 100k and 1M proteins.
 
   python benchmarks/scale.py --sizes 1000 5000 20000 --modes keep one-pass --synthetic 1000000 --out docs/scale.json
+  python benchmarks/scale.py --sizes --synthetic 0 --tail 100000 1000000 --out docs/scale_tail.json
 
 Part 1 runs the whole pipeline (tiny random ESM-2 on CPU, K=64) on the first N real proteins of
 `../shared/data/sequences/mmseqs2_examples_DB.fasta.gz`, keeping embeddings and in one-pass
 mode (`keep_embeddings: false`, 2 training shards), and reads every job's Snakemake
 `benchmark:` file (wall time, peak RSS). Part 2 writes a synthetic FASTA of 1M proteins (lengths
 drawn from the real distribution), runs only `prepare`, then times `snakemake -n` of the full run.
+Part 3 (``--tail``) measures every rule after the tokens, on a CPU: it writes what the GPU jobs
+of a one-pass run would have left (shard tables of synthetic proteins with function text, lengths
+drawn from the real distribution; token shards written with the project's own ``TokenWriter``;
+the training shards' embeddings, a K=512 codebook and the throughput files), then runs each rule
+alone with Snakemake (its outputs as targets, 2 cores) and reads every job's wall time and exact peak RSS.
 Not a test: it reports what it measured.
 """
 
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +36,15 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint
-from structure_tokens.inputs.readers import read_fasta
-from structure_tokens.workflow_logging import PEAK_RSS_MESSAGE
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's package
+
+from structure_tokens.embed.checkpoint import write_random_esm2_checkpoint  # noqa: E402
+from structure_tokens.formats.codebook import Codebook  # noqa: E402
+from structure_tokens.formats.embeddings import EmbeddingWriter  # noqa: E402
+from structure_tokens.formats.shards import Protein, shard_name, write_shard  # noqa: E402
+from structure_tokens.formats.tokens import TokenWriter  # noqa: E402
+from structure_tokens.inputs.readers import read_fasta  # noqa: E402
+from structure_tokens.workflow_logging import PEAK_RSS_MESSAGE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_FASTA = REPO.parent / "shared/data/sequences/mmseqs2_examples_DB.fasta.gz"
@@ -128,12 +142,17 @@ def real_run(n: int, mode: str, root: Path, checkpoint: Path) -> dict:
                         "interleaved.jsonl": size_mb(results / "interleaved.jsonl")}}
 
 
+def real_lengths() -> np.ndarray:
+    """Protein lengths of the real sample, to draw synthetic lengths from."""
+    return np.array([len(r.sequence or "") for r in read_fasta(REAL_FASTA)])
+
+
 def synthetic_plan(n: int, root: Path) -> dict:
     """1M synthetic proteins: prepare only, then the dry-run of the whole DAG."""
     workdir = root / "synthetic"
     workdir.mkdir()
     fasta = workdir / "input.fasta"
-    lengths = np.array([len(r.sequence or "") for r in read_fasta(REAL_FASTA)])
+    lengths = real_lengths()
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     with open(fasta, "w") as out:
@@ -156,18 +175,149 @@ def synthetic_plan(n: int, root: Path) -> dict:
             "shards_mb": size_mb(workdir / "results/prepared/shards")}
 
 
+TAIL_RULES = ("llm_outputs", "vocab", "finetune_shard", "codebook_summary", "finetune_data", "report")
+AFTER_LAST_SHARD = ("codebook_summary", "finetune_data", "report")  # the rules that wait for every shard
+FUNCTION_WORDS = np.array("catalyzes the hydrolysis of binds transports regulates transcription in response to "
+                          "stress required for assembly of the complex membrane protein kinase activity".split())
+
+
+def synthetic_proteins(first: int, count: int, lengths: np.ndarray, rng: np.random.Generator) -> list[Protein]:
+    """``count`` proteins with ids from ``first``, lengths drawn from ``lengths``, a ~300-character function text."""
+    sizes = rng.choice(lengths, count)
+    residues = AMINO[rng.integers(0, 20, sizes.sum())].astype("S1").tobytes().decode()
+    ends = np.cumsum(sizes)
+    proteins = []
+    for i, (size, end) in enumerate(zip(sizes, ends)):
+        sequence = residues[end - size:end]
+        words = " ".join(FUNCTION_WORDS[rng.integers(0, len(FUNCTION_WORDS), 40)])
+        proteins.append(Protein(f"syn{first + i:07d}", sequence, hashlib.sha256(sequence.encode()).hexdigest(),
+                                description=f"Synthetic protein {first + i}", function=f"{words}."))
+    return proteins
+
+
+def write_gpu_outputs(results: Path, n: int, shard_size: int, k: int, train_shards: list[int], dim: int) -> dict:
+    """What `prepare` and the GPU jobs of a one-pass run leave on disk, in the order they would write it."""
+    rng = np.random.default_rng(0)
+    lengths = real_lengths()
+    names = [shard_name(i) for i in range(-(-n // shard_size))]
+    start = time.perf_counter()
+    shards = {}
+    for number, name in enumerate(names):
+        shards[name] = synthetic_proteins(number * shard_size, min(shard_size, n - number * shard_size), lengths, rng)
+        write_shard(results / f"prepared/shards/{name}.tsv", shards[name])
+    n_residues = sum(p.length for proteins in shards.values() for p in proteins)
+    (results / "prepared/manifest.tsv").write_text("input_id\tstatus\treason\tprotein_id\tshard\tlength\n")
+    (results / "prepared/prepare_summary.json").write_text(json.dumps({
+        "n_records": n, "n_proteins": n, "n_residues": n_residues, "n_shards": len(names), "shards": names,
+        "status_counts": {"kept": n}, "reason_counts": {}}))
+    attrs = {"model_name": "synthetic_benchmark", "layer": 33}
+    for number in train_shards:  # one-pass mode: only the training shards are embedded to disk
+        name = names[number]
+        writer = EmbeddingWriter(results / f"embeddings/{name}.h5", embed_dim=dim, attrs=attrs,
+                                 proteins=[(p.id, p.sequence_hash, "") for p in shards[name]])
+        for protein in shards[name]:
+            writer.add(protein.id, rng.normal(size=(protein.length, dim)).astype(np.float16))
+        writer.finalise()
+        write_throughput(results / f"job_benchmarks/embed/{name}.json", name, shards[name])
+    codebook = Codebook(rng.normal(size=(k, dim)).astype(np.float32), model_name=attrs["model_name"],
+                        layer=attrs["layer"], seed=0, n_train=1)
+    codebook.save(results / f"codebook/codebook_K{k}.npz")
+    (results / f"codebook/training_K{k}.json").write_text(json.dumps({"inertia": 1.0, "train_mse": 1.0,
+                                                                      "heldout_mse": None, "n_train": 1}))
+    for name in names:
+        writer = TokenWriter(results / f"tokens/{name}.h5", [(p.id, p.sequence_hash, "") for p in shards[name]],
+                             codebook, {"model_name": attrs["model_name"]}, flush_rows=1 << 20)
+        for protein in shards[name]:
+            writer.add(protein.id, rng.integers(0, k, protein.length).astype(np.uint16))
+        writer.finalise()
+        write_throughput(results / f"job_benchmarks/embed_tokenize/{name}.json", name, shards[name])
+    return {"n_shards": len(names), "n_residues": n_residues, "write_s": round(time.perf_counter() - start, 1)}
+
+
+def write_throughput(path: Path, shard: str, proteins: list[Protein]) -> None:
+    """The throughput file of a GPU job (made-up speed: 150k residues/s)."""
+    residues = sum(p.length for p in proteins)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"shard": shard, "residues": residues, "seconds": residues / 150_000,
+                                "residues_per_s": 150_000, "padding_fraction": 0.02, "device": "cuda",
+                                "dtype": "float16", "progress": []}))
+
+
+def png_size(path: Path) -> list[int]:
+    """Width and height of a PNG in pixels."""
+    header = path.read_bytes()[16:24]
+    return [int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")]
+
+
+def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: int = 4, dim: int = 8) -> dict:
+    """Every rule after the tokens on ``n`` synthetic proteins, each rule alone (temp files kept)."""
+    workdir = root / f"tail_{n}"
+    results = workdir / "results"
+    fasta, checkpoint = workdir / "input.fasta", workdir / "model.pt"
+    workdir.mkdir()
+    fasta.write_text(">unused\nMKV\n")  # the run's input, older than everything `prepare` made
+    checkpoint.write_bytes(b"stands for the model weights: no job here reads them")
+    n_shards = -(-n // shard_size)
+    count = min(n_train_shards, n_shards)
+    train_shards = [i * n_shards // count for i in range(count)]  # as the workflow spreads them
+    made = write_gpu_outputs(results, n, shard_size, k, train_shards, dim)
+    config = write_config(workdir, fasta, checkpoint, keep_embeddings=False, input={"shard_size": shard_size},
+                          codebook={"k": k, "train_shards": len(train_shards), "holdout_fraction": 0.0})
+    _, plan = snakemake(workdir, config, "-n", "--quiet", "rules")
+    planned = dict(re.findall(r"^(\w+)\s+(\d+)$", plan, re.MULTILINE))
+    shards = json.loads((results / "prepared/prepare_summary.json").read_text())["shards"]
+    targets = {"llm_outputs": [f"results/token_counts/{shard}.json" for shard in shards],
+               "vocab": ["results/vocab.json"],
+               "finetune_shard": [f"results/sft_parts/{shard}" for shard in shards],
+               "codebook_summary": [f"results/codebook_summary_K{k}.json"],
+               "finetune_data": ["results/sft"],
+               "report": ["results/report/summary.md"]}
+    commands = {}
+    for rule in TAIL_RULES:  # each rule alone: its outputs as targets, everything upstream already there
+        commands[rule], _ = snakemake(workdir, config, "--cores", "2", "--notemp", *targets[rule])
+    _, rest = snakemake(workdir, config, "-n")
+    rules = rule_peaks(results)
+    per_shard = {rule: max(pd.read_csv(tsv, sep="\t").iloc[0]["s"]
+                           for tsv in (results / "job_benchmarks" / rule).glob("*.tsv"))
+                 for rule in ("llm_outputs", "finetune_shard")}
+    return {"n_proteins": n, "shard_size": shard_size, "k": k, **made,
+            "planned_jobs": {rule: int(count) for rule, count in planned.items()},
+            "nothing_left": "Nothing to be done" in rest,
+            "snakemake_s": {rule: round(seconds, 1) for rule, seconds in commands.items()},
+            "rules": {rule: rules[rule] for rule in TAIL_RULES},
+            "after_last_shard_s": round(sum(rules[rule]["seconds"] for rule in AFTER_LAST_SHARD), 2),
+            "after_last_shard_snakemake_s": round(sum(commands[rule] for rule in AFTER_LAST_SHARD), 1),
+            "slowest_shard_job_s": per_shard,
+            "disk_mb": {name: size_mb(results / name) for name in
+                        ("prepared/shards", "tokens", "tokens.parquet", "interleaved.jsonl", "token_counts", "sft",
+                         "report")},
+            "throughput_png_px": png_size(results / "report/throughput.png")}
+
+
 def main() -> None:
+    global REAL_FASTA
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="*", type=int, default=[1000, 5000, 20000])
     parser.add_argument("--modes", nargs="*", choices=list(MODES), default=list(MODES),
                         help="keep: embeddings kept (two passes); one-pass: keep_embeddings false")
     parser.add_argument("--synthetic", type=int, default=1_000_000, help="0 to skip")
+    parser.add_argument("--tail", nargs="*", type=int, default=[],
+                        help="proteins for part 3, the rules after the tokens (e.g. 100000 1000000)")
+    parser.add_argument("--tail-shard-size", type=int, default=10000)
+    parser.add_argument("--real-fasta", type=Path, default=REAL_FASTA,
+                        help="the real proteins (first records, and the length distribution)")
+    parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
     parser.add_argument("--out", type=Path, help="write the results as JSON")
     args = parser.parse_args()
-    results: dict = {"real": [], "synthetic": None}
-    with tempfile.TemporaryDirectory() as tmp:
+    REAL_FASTA = args.real_fasta
+    results: dict = {"real": [], "synthetic": None, "tail": []}
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         root = Path(tmp)
         checkpoint = write_random_esm2_checkpoint(root / "esm2_t2_32_tiny_random.pt")
+        for n in args.tail:
+            results["tail"].append(tail_run(n, root, args.tail_shard_size))
+            print(json.dumps(results["tail"][-1]), flush=True)
+            shutil.rmtree(root / f"tail_{n}")
         for mode in args.modes:
             for n in args.sizes:
                 results["real"].append(real_run(n, mode, root, checkpoint))

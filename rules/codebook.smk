@@ -22,9 +22,10 @@ rule train_codebook:
 
 
 rule codebook_summary:
-    """Codebook quality on every tokenized residue (utilization, perplexity, dead codes, errors)."""
+    """Codebook quality on every tokenized residue (utilization, perplexity, dead codes, errors),
+    from the shards' token counts."""
     input:
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
+        counts=per_shard(f"{OUT}/token_counts/{SHARD}.json"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         training=f"{OUT}/codebook/training_K{K}.json",
     output:
@@ -36,7 +37,7 @@ rule codebook_summary:
     conda:
         "../envs/codebook.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=2000,
         runtime=30,
     script:
         "../scripts/codebook_summary.py"

@@ -54,18 +54,29 @@ def shard_ids(wildcards=None):
         return [name.removeprefix("shard_") for name in json.load(handle)["shards"]]
 
 
-def train_shard_ids():
-    """Shards whose embeddings train the codebook: all, or `codebook.train_shards` spread evenly."""
-    shards = shard_ids()
-    n = config["codebook"]["train_shards"]
+def evenly_spread(shards, n):
+    """At most `n` of `shards`, spread evenly over them (all of them when `n` is None)."""
     if n is None or n >= len(shards):
         return shards
     return [shards[i * len(shards) // n] for i in range(n)]
 
 
+def train_shard_ids():
+    """Shards whose embeddings train the codebook: all, or `codebook.train_shards` spread evenly."""
+    return evenly_spread(shard_ids(), config["codebook"]["train_shards"])
+
+
 def embedded_shard_ids():
     """Shards written to `embeddings/`: all of them, or only the training shards when not kept."""
     return shard_ids() if KEEP_EMBEDDINGS else train_shard_ids()
+
+
+PCA_SHARDS = 20  # the report's PCA draws its residues from at most this many embedded shards
+
+
+def pca_shard_ids():
+    """Embedded shards the report's PCA samples: at most `PCA_SHARDS`, spread evenly."""
+    return evenly_spread(embedded_shard_ids(), PCA_SHARDS)
 
 
 def per_shard(pattern, shards=shard_ids):
@@ -129,13 +140,19 @@ def evaluation_outputs():
     return outputs
 
 
+def shard_outputs(wildcards=None):
+    """Every shard's part of the token table and of the interleaved stream (known once `prepare` has run)."""
+    return expand(
+        [f"{OUT}/tokens.parquet/{SHARD}.parquet", f"{OUT}/interleaved.jsonl/{SHARD}.jsonl"], shard=shard_ids()
+    )
+
+
 def final_outputs():
-    """Everything `rule all` builds; the model weights are listed so a missing download stops the run first."""
+    """Everything `rule all` builds but the shards' parts (`shard_outputs`); the model weights are
+    listed so a missing download stops the run first."""
     return [
         model_checkpoint(),
-        f"{OUT}/tokens.parquet",
         f"{OUT}/vocab.json",
-        f"{OUT}/interleaved.jsonl",
         f"{OUT}/codebook_summary_K{K}.json",
         f"{OUT}/report/clustering_pca.png",
         f"{OUT}/report/token_usage.png",

@@ -1,11 +1,13 @@
 rule report:
-    """Figures and a readable summary of the run."""
+    """Figures and a readable summary of the run, from the shards' token counts (no token file is read
+    but those of the few shards the PCA samples)."""
     input:
-        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", embedded_shard_ids),
-        embedded_tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", embedded_shard_ids),
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
+        embeddings=per_shard(f"{OUT}/embeddings/{SHARD}.h5", pca_shard_ids),
+        embedded_tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5", pca_shard_ids),
+        counts=per_shard(f"{OUT}/token_counts/{SHARD}.json"),
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
         summary=f"{OUT}/codebook_summary_K{K}.json",
+        sft=f"{OUT}/sft",
         training=f"{OUT}/codebook/training_K{K}.json",
         prepared=f"{OUT}/prepared/prepare_summary.json",
         throughput=throughput_files,
@@ -42,7 +44,7 @@ rule report:
     conda:
         "../envs/report.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=30,
     params:
         report=config["report"],

@@ -52,25 +52,46 @@ else:
 
 
 rule llm_outputs:
-    """Tokens table, vocabulary and interleaved amino-acid/structure streams for LLM training."""
+    """One shard's part of the token table and of the interleaved stream, and its token counts."""
     input:
-        shards=per_shard(f"{OUT}/prepared/shards/{SHARD}.tsv"),
-        tokens=per_shard(f"{OUT}/tokens/{SHARD}.h5"),
+        shard=f"{OUT}/prepared/shards/{SHARD}.tsv",
+        tokens=f"{OUT}/tokens/{SHARD}.h5",
         codebook=f"{OUT}/codebook/codebook_K{K}.npz",
     output:
-        parquet=f"{OUT}/tokens.parquet",
-        vocab=f"{OUT}/vocab.json",
-        interleaved=f"{OUT}/interleaved.jsonl",
+        parquet=f"{OUT}/tokens.parquet/{SHARD}.parquet",
+        interleaved=f"{OUT}/interleaved.jsonl/{SHARD}.jsonl",
+        counts=f"{OUT}/token_counts/{SHARD}.json",
     log:
-        f"{OUT}/logs/llm_outputs.log",
+        f"{OUT}/logs/llm_outputs/{SHARD}.log",
     benchmark:
-        f"{OUT}/job_benchmarks/llm_outputs.tsv"
+        f"{OUT}/job_benchmarks/llm_outputs/{SHARD}.tsv"
     conda:
         "../envs/tokenize.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=60,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         llm=config["llm"],
     script:
         "../scripts/llm_outputs.py"
+
+
+rule vocab:
+    """The LLM vocabulary: amino acids, the codebook's structure tokens, special tokens."""
+    input:
+        codebook=f"{OUT}/codebook/codebook_K{K}.npz",
+    output:
+        f"{OUT}/vocab.json",
+    log:
+        f"{OUT}/logs/vocab.log",
+    benchmark:
+        f"{OUT}/job_benchmarks/vocab.tsv"
+    conda:
+        "../envs/tokenize.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        llm=config["llm"],
+    script:
+        "../scripts/vocab.py"

@@ -12,5 +12,5 @@ from structure_tokens.workflow_logging import configure_logging
 log = configure_logging(snakemake.log[0])
 log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
 inp = snakemake.input
-summary = write_codebook_summary(list(inp.tokens), inp.codebook, inp.training, snakemake.output[0])
+summary = write_codebook_summary(list(inp.counts), inp.codebook, inp.training, snakemake.output[0])
 log.info("codebook summary: %s", summary)

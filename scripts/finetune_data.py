@@ -5,16 +5,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.llm.finetune import write_finetune_data
+from structure_tokens.llm.finetune import assemble_finetune_data
 from structure_tokens.llm.options import FinetuneOptions
 from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
 log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
-inp = snakemake.input
-options = FinetuneOptions.from_config(snakemake.params.finetune)
-manifest = write_finetune_data(
-    inp.tokens, inp.vocab, inp.codebook, snakemake.output[0], options, source=snakemake.params.source
-)
+inp, params = snakemake.input, snakemake.params
+options = FinetuneOptions.from_config(params.finetune)
+manifest = assemble_finetune_data(list(inp.parts), inp.vocab, inp.codebook, snakemake.output[0], options,
+                                  source=params.source, token_table=params.tokens)
 log.info("SFT data written: %s", {split: info["examples"] for split, info in manifest["splits"].items()})

@@ -1,4 +1,4 @@
-"""Snakemake entry point of rule `llm_outputs`."""
+"""Snakemake entry point of rule `llm_outputs` (one shard)."""
 
 import sys
 from pathlib import Path
@@ -6,20 +6,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
 from structure_tokens.llm.options import OutputOptions
-from structure_tokens.llm.outputs import write_llm_outputs
+from structure_tokens.llm.outputs import write_shard_outputs
 from structure_tokens.threads import limit_threads
 from structure_tokens.workflow_logging import configure_logging
 
 log = configure_logging(snakemake.log[0])
 log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
 inp, out = snakemake.input, snakemake.output
-stats = write_llm_outputs(
-    list(inp.shards),
-    list(inp.tokens),
-    inp.codebook,
-    OutputOptions.from_config(snakemake.params.llm),
-    out_parquet=out.parquet,
-    out_vocab=out.vocab,
-    out_jsonl=out.interleaved,
-)
-log.info("LLM outputs written: %s", stats)
+stats = write_shard_outputs(inp.shard, inp.tokens, inp.codebook, OutputOptions.from_config(snakemake.params.llm),
+                            out_parquet=out.parquet, out_jsonl=out.interleaved, out_counts=out.counts)
+log.info("LLM outputs of %s written: %s", inp.shard, stats)

@@ -6,15 +6,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
+from structure_tokens.codebook.metrics import read_token_counts
 from structure_tokens.evaluation.projection import pca_projection
 from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
 from structure_tokens.report.run_summary import (
+    finetune_table,
     input_tables,
     load_throughput,
     plot_throughput,
     rule_times,
-    throughput_table,
+    throughput_tables,
 )
 from structure_tokens.report.summary import write_summary_md
 from structure_tokens.report.tables import write_html_tables
@@ -27,12 +29,14 @@ inp, out, params = snakemake.input, snakemake.output, snakemake.params
 options = ReportOptions.from_config(params.report)
 summary = json.loads(Path(inp.summary).read_text())
 prepared = json.loads(Path(inp.prepared).read_text())
+finetune = json.loads((Path(inp.sft) / "manifest.json").read_text())
 model_name, layer = summary["model_name"], summary["layer"]
 projection = pca_projection(
     list(inp.embeddings), list(inp.embedded_tokens), n_residues=options.pca_residues, seed=params.seed
 )
 plot_pca(projection, out.pca)
-plot_token_usage(list(inp.tokens), summary["k"], out.usage, model_name=model_name, layer=layer)
+counts, distinct_histogram, _ = read_token_counts(list(inp.counts), summary["k"], summary["codebook_sha256"])
+plot_token_usage(counts, distinct_histogram, out.usage, model_name=model_name, layer=layer)
 throughput = load_throughput(inp.throughput)
 plot_throughput(throughput, model_name, out.throughput)
 write_html_tables(
@@ -41,10 +45,11 @@ write_html_tables(
     model_name,
     {
         **input_tables(prepared),
+        "instruction data (sft/manifest.json)": finetune_table(finetune),
         "time per rule (jobs finished before this report; Snakemake benchmark files)": rule_times(
             params.benchmarks
         ),
-        "embedding throughput per shard": throughput_table(throughput),
+        **throughput_tables(throughput),
     },
 )
 write_summary_md(
@@ -52,6 +57,9 @@ write_summary_md(
     prepare_summary=prepared,
     codebook_summary=summary,
     training=json.loads(Path(inp.training).read_text()),
+    finetune_manifest=finetune,
     files={"figures": [out.pca, out.usage, out.throughput], "pages": [out.run_summary]},
 )
+for warning in finetune["warnings"]:
+    log.warning("instruction data: %s", warning)
 log.info("report written to %s", out.summary)

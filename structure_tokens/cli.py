@@ -15,7 +15,7 @@ from structure_tokens.formats.manifest import ManifestWriter
 from structure_tokens.formats.vocab import FORMATS
 from structure_tokens.inputs.records import InputRecord
 from structure_tokens.inputs.validate import LONG_POLICIES, Verdict
-from structure_tokens.llm.options import DEFAULT_FRACTIONS, SPLIT_METHODS, FinetuneOptions
+from structure_tokens.llm.options import DEFAULT_FRACTIONS, SPLIT_METHODS, TARGETS, FinetuneOptions
 
 
 def parse_fractions(text: str) -> dict[str, float]:
@@ -132,7 +132,8 @@ def run_extend_tokenizer(args: argparse.Namespace) -> None:
 def run_finetune_data(args: argparse.Namespace) -> None:
     from structure_tokens.llm.finetune import write_finetune_data
 
-    options = FinetuneOptions(format=args.format, instruction=args.instruction, split_method=args.split_method,
+    options = FinetuneOptions(format=args.format, target=args.target, instruction=args.instruction,
+                              split_method=args.split_method,
                               clusters_tsv=args.clusters, fractions=args.fractions, seed=args.seed,
                               rows_per_shard=args.rows_per_shard, jsonl=not args.no_jsonl)
     manifest = write_finetune_data(args.tokens, args.vocab, args.codebook, args.out, options)
@@ -173,11 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     extend.set_defaults(run=run_extend_tokenizer)
 
     finetune = commands.add_parser("finetune-data", help="SFT Parquet shards + manifest from tokens.parquet")
-    finetune.add_argument("--tokens", required=True, help="tokens.parquet")
+    finetune.add_argument("--tokens", required=True, help="tokens.parquet (the pipeline's folder, or one file)")
     finetune.add_argument("--vocab", required=True, help="vocab.json")
     finetune.add_argument("--codebook", required=True, help="codebook_K*.npz")
     finetune.add_argument("--out", required=True, help="output folder")
     finetune.add_argument("--format", choices=FORMATS, default=FinetuneOptions.format)
+    finetune.add_argument("--target", choices=TARGETS, default=FinetuneOptions.target,
+                          help="record text used as the completion")
     finetune.add_argument("--instruction", default=FinetuneOptions.instruction,
                           help="instruction for proteins whose source had none")
     finetune.add_argument("--split-method", choices=SPLIT_METHODS, default=FinetuneOptions.split_method)

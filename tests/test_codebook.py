@@ -248,6 +248,19 @@ def test_unique_tokens_per_protein():
     assert unique_tokens_per_protein(tokens, offsets, 8).tolist() == [2, 0, 1, 1]
 
 
+def test_unique_tokens_per_protein_block_by_block(monkeypatch):
+    """The (protein, token) table is filled a block of proteins at a time: same counts as a set per protein."""
+    from structure_tokens.codebook import metrics
+
+    monkeypatch.setattr(metrics, "SEEN_TABLE_CELLS", 5000)  # blocks of 9 proteins at k=512
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 300, size=100)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    tokens = rng.integers(0, 512, size=offsets[-1]).astype(np.uint16)
+    expected = [len(set(tokens[a:b].tolist())) for a, b in zip(offsets[:-1], offsets[1:])]
+    assert metrics.unique_tokens_per_protein(tokens, offsets, 512).tolist() == expected
+
+
 def test_tiny_codes_are_used_by_under_a_hundredth_of_a_percent():
     counts = np.array([20_000, 1, 0, 2, 10_000])  # 0.01% of 30,003 residues is 3.0003
     assert tiny_codes(counts).tolist() == [1, 3]

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -122,8 +123,10 @@ def test_sft_shards_manifest_and_load_dataset(pipeline_outputs, tmp_path):
             assert "".join(s[4] for s in strings if s.startswith("<aa:")) == source["sequence"]
             assert [int(s[2:-1]) for s in strings if s.startswith("<S")] == source["structure_tokens"]
             assert example["n_residues"] == len(source["sequence"])
-    jsonl_rows = [json.loads(line) for line in (out / "jsonl" / "train.jsonl").read_text().splitlines()]
+    jsonl_rows = [json.loads(line) for path in sorted((out / "jsonl").glob("train-*.jsonl"))
+                  for line in path.read_text().splitlines()]
     assert [row["id"] for row in jsonl_rows] == loaded["train"]["id"]
+    assert [entry["rows"] for entry in manifest["splits"]["train"]["jsonl"]] == [f["rows"] for f in train_files]
     assert verify_finetune_data(out, codebook_sha256=pipeline_outputs["sha256"])["format"] == "interleaved"
 
 
@@ -151,7 +154,8 @@ def test_identical_sequences_share_a_split_and_instructions_are_kept(tmp_path, p
     copies = pa.array([f"{i}_copy" for i in table["id"].to_pylist()])
     doubled = pa.concat_tables([table, table.set_column(0, "id", copies)])
     instructions = [f"Question {i}?" if i % 2 else "" for i in range(len(doubled))]
-    pq.write_table(doubled.append_column("instruction", pa.array(instructions)), tmp_path / "doubled.parquet")
+    column = doubled.schema.get_field_index("instruction")
+    pq.write_table(doubled.set_column(column, "instruction", pa.array(instructions)), tmp_path / "doubled.parquet")
     out = tmp_path / "sft"
     write_finetune_data(tmp_path / "doubled.parquet", pipeline_outputs["vocab"], pipeline_outputs["codebook"],
                         out, FinetuneOptions(format="blocks", fractions={"train": 0.5, "test": 0.5}, jsonl=False))
@@ -222,3 +226,100 @@ def test_readme_example_runs_offline(tmp_path, monkeypatch, capfd):
     output = capfd.readouterr()
     assert re.fullmatch(r"batch \(2, \d+\), loss \d+\.\d+, 39 protein tokens mapped", output.out.strip())
     assert "within the vocabulary" not in output.err  # transformers' complaint about GPT-2's default ids
+
+
+def split_into_parts(table_path: Path, folder: Path, sizes: list[int]) -> Path:
+    """The rows of a token table as a folder of Parquet parts of ``sizes`` rows (the pipeline's layout)."""
+    table = pq.read_table(table_path)
+    folder.mkdir()
+    start = 0
+    for number, size in enumerate(sizes):
+        pq.write_table(table.slice(start, size), folder / f"shard_{number:05d}.parquet")
+        start += size
+    assert start == len(table)
+    return folder
+
+
+def test_a_folder_of_parts_gives_the_rows_of_the_whole_table(pipeline_outputs, tmp_path, monkeypatch):
+    """Per-shard parts assembled into one folder: the same rows, splits and counts as one table read at once;
+    a sequence repeated in two parts is one group, in one split. Rows are read and written 3 at a time."""
+    from structure_tokens.llm import finetune
+
+    monkeypatch.setattr(finetune, "ROWS_PER_BATCH", 3)
+    table = pq.read_table(pipeline_outputs["tokens"])
+    repeated = table.slice(0, 5).set_column(0, "id", pa.array([f"again{i}" for i in range(5)]))
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(pa.concat_tables([table, repeated]), whole)
+    parts = split_into_parts(whole, tmp_path / "parts", [7, 30, 0, 28])
+    options = FinetuneOptions(rows_per_shard=8, seed=1)
+    one = write_finetune_data(whole, pipeline_outputs["vocab"], pipeline_outputs["codebook"], tmp_path / "one", options)
+    many = write_finetune_data(parts, pipeline_outputs["vocab"], pipeline_outputs["codebook"], tmp_path / "many",
+                               options)
+    rows = {name: pq.read_table(tmp_path / name / "data").to_pandas().sort_values("id").reset_index(drop=True)
+            for name in ("one", "many")}
+    pd.testing.assert_frame_equal(rows["one"], rows["many"])
+    for key in ("counts", "structure_tokens_used"):
+        assert one[key] == many[key]
+    for split in options.fractions:
+        for key in ("examples", "groups", "residues", "protein_tokens", "target_chars"):
+            assert one["splits"][split][key] == many["splits"][split][key], (split, key)
+    examples = sum(info["examples"] for info in many["splits"].values())
+    twice = sum(1 for text in repeated["function"].to_pylist() if text)  # sequences with a target, in two parts
+    assert twice == 4 and sum(info["groups"] for info in many["splits"].values()) == examples - twice
+    assert all(f["rows"] <= 8 for info in many["splits"].values() for f in info["files"])
+    full = next(f for f in many["splits"]["train"]["files"] if f["rows"] == 8)
+    assert pq.ParquetFile(tmp_path / "many" / full["path"]).num_row_groups == 3  # 3 + 3 + 2 rows
+    assert verify_finetune_data(tmp_path / "many")["source"]["files"] == 4
+    assert not list(tmp_path.glob(".*"))  # no scratch folder left
+
+
+def test_fasta_input_warns_and_can_use_descriptions(pipeline_outputs, tmp_path, caplog):
+    """Records without function text (FASTA) give an empty set with a warning in the log, the manifest and the
+    dataset card; `target: description` builds the rows from the descriptions (the FASTA headers) instead."""
+    table = pq.read_table(pipeline_outputs["tokens"])
+    headers = [f"header text of P{i:03d}" if i % 4 else "" for i in range(len(table))]
+    fasta_like = table.set_column(table.schema.get_field_index("function"), "function", pa.array([""] * len(table)))
+    fasta_like = fasta_like.set_column(fasta_like.schema.get_field_index("description"), "description",
+                                       pa.array(headers))
+    pq.write_table(fasta_like, tmp_path / "fasta.parquet")
+    args = (tmp_path / "fasta.parquet", pipeline_outputs["vocab"], pipeline_outputs["codebook"])
+    with caplog.at_level("WARNING"):
+        empty = write_finetune_data(*args, tmp_path / "empty")
+    assert empty["counts"] == {"proteins_read": 60, "without_target": 60, "examples": 0}
+    assert empty["warnings"] and "finetune.target: description" in empty["warnings"][0]
+    assert "the instruction data is empty: none of the 60 proteins has function text" in caplog.text
+    assert "**Warning:** the instruction data is empty" in (tmp_path / "empty/README.md").read_text()
+    described = write_finetune_data(*args, tmp_path / "described", FinetuneOptions(target="description"))
+    assert described["counts"]["examples"] == 45 and not described["warnings"]
+    rows = pq.read_table(tmp_path / "described/data").to_pylist()
+    assert {row["completion"] for row in rows} == {h for h in headers if h}
+    assert "the protein's description" in (tmp_path / "described/README.md").read_text()
+    with pytest.raises(ValueError, match="finetune.target 'name'"):
+        FinetuneOptions(target="name")
+
+
+def test_distinct_groups_are_counted_one_range_of_hashes_at_a_time(tmp_path, monkeypatch):
+    from structure_tokens.llm import finetune
+
+    monkeypatch.setattr(finetune, "GROUPS_PER_RANGE", 100)  # 1,000 hashes: about 10 ranges
+    rng = np.random.default_rng(0)
+    shared = rng.integers(0, 2**64, size=200, dtype=np.uint64)
+    files = []
+    for number in range(4):
+        values = np.concatenate([shared[rng.random(200) < 0.5], rng.integers(0, 2**64, 150, dtype=np.uint64),
+                                 np.array([0, 2**64 - 1], dtype=np.uint64)])
+        files.append(tmp_path / f"groups-{number}.npy")
+        np.save(files[-1], np.unique(values))
+    expected = len(np.unique(np.concatenate([np.load(path) for path in files])))
+    assert finetune.count_distinct(files) == expected and finetune.count_distinct([]) == 0
+
+
+def test_parts_made_with_other_options_are_refused(pipeline_outputs, tmp_path):
+    from structure_tokens.llm.finetune import assemble_finetune_data, write_finetune_part
+
+    part = tmp_path / "part"
+    write_finetune_part(pipeline_outputs["tokens"], pipeline_outputs["vocab"], pipeline_outputs["codebook"], part,
+                        FinetuneOptions(format="blocks"))
+    with pytest.raises(ValueError, match=f"{part} was made with codebook .*'format': 'blocks'"):
+        assemble_finetune_data([part], pipeline_outputs["vocab"], pipeline_outputs["codebook"], tmp_path / "sft")
+    assert not (tmp_path / "sft").exists()

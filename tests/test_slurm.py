@@ -189,7 +189,12 @@ def running_jobs(run: Run, rule: str) -> dict[str, str]:
 
 
 def file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """sha256 of a file, or of a folder's files (names and bytes, in name order)."""
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            digest.update(f"{file.relative_to(path) if path.is_dir() else ''}\0".encode() + file.read_bytes())
+    return digest.hexdigest()
 
 
 def h5_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -206,7 +211,7 @@ def assert_same_results(results: Path, reference: Path) -> None:
             np.testing.assert_array_equal(got[name], want[name], err_msg=f"tokens/shard_{shard}.h5:/{name}")
     codebooks = [np.load(r / "codebook/codebook_K16.npz", allow_pickle=False) for r in (results, reference)]
     assert str(codebooks[0]["sha256"]) == str(codebooks[1]["sha256"])
-    for name in ("vocab.json", "interleaved.jsonl"):
+    for name in ("vocab.json", "interleaved.jsonl", "tokens.parquet", "token_counts"):
         assert file_digest(results / name) == file_digest(reference / name), name
 
 
@@ -247,9 +252,9 @@ def slurm_run(cluster, tmp_path_factory, tiny_checkpoint) -> SlurmRun:
 def test_every_compute_job_is_a_slurm_job(slurm_run):
     completed = [job for job in slurm_run.jobs if job.state == "COMPLETED"]
     assert sorted((job.rule, job.wildcards) for job in completed) == sorted(
-        [("prepare", ""), ("train_codebook", ""), ("llm_outputs", ""), ("codebook_summary", ""), ("report", ""),
+        [("prepare", ""), ("train_codebook", ""), ("vocab", ""), ("codebook_summary", ""), ("report", ""),
          ("finetune_data", ""), ("heldout_metrics", "")]
-        + [(rule, shard) for rule in ("embed", "tokenize") for shard in SHARDS])
+        + [(rule, shard) for rule in ("embed", "tokenize", "llm_outputs", "finetune_shard") for shard in SHARDS])
     for job in slurm_run.jobs:
         assert job.fields["JobName"].startswith("structure_tokens_")
         assert job.log.is_file(), job

@@ -17,7 +17,7 @@ from structure_tokens.formats.tokens import TokenShard
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
 from structure_tokens.llm.options import OutputOptions
-from structure_tokens.llm.outputs import write_llm_outputs
+from structure_tokens.llm.outputs import write_shard_outputs
 from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
 
 
@@ -98,14 +98,20 @@ def test_interleave_alternates_residue_and_structure_token():
         interleave("MXV", [1, 2, 3], vocab)
 
 
+def write_all_shard_outputs(tokenized, folder, **options):
+    """Every shard's LLM outputs as the workflow lays them out; returns the per-shard stats."""
+    return [write_shard_outputs(tsv, h5, tokenized["codebook"], OutputOptions(**options),
+                                out_parquet=folder / f"tokens.parquet/{tsv.stem}.parquet",
+                                out_jsonl=folder / f"interleaved.jsonl/{tsv.stem}.jsonl",
+                                out_counts=folder / f"token_counts/{tsv.stem}.json")
+            for tsv, h5 in zip(tokenized["tsvs"], tokenized["tokens"])]
+
+
 def test_llm_outputs(tokenized, tmp_path):
-    out = {"out_parquet": tmp_path / "tokens.parquet", "out_vocab": tmp_path / "vocab.json",
-           "out_jsonl": tmp_path / "interleaved.jsonl"}
-    stats = write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"],
-                              OutputOptions(vocab_offset=100), **out)
-    table = pd.read_parquet(out["out_parquet"])
+    stats = write_all_shard_outputs(tokenized, tmp_path, vocab_offset=100)
+    table = pd.read_parquet(tmp_path / "tokens.parquet")  # the folder of shard parts reads as one table
     proteins = tokenized["proteins"]
-    assert len(table) == stats["n_proteins"] == len(proteins)
+    assert len(table) == sum(s["n_proteins"] for s in stats) == len(proteins)
     # shard order, then input order within the shard (the TSVs list proteins in reverse)
     expected_order = [p.id for tsv in tokenized["tsvs"] for p in read_shard(tsv)]
     assert table.id.tolist() == expected_order
@@ -115,14 +121,37 @@ def test_llm_outputs(tokenized, tmp_path):
         np.testing.assert_array_equal(row.structure_tokens, labels)
         assert row.n_unique_tokens == len(set(labels)) and list(row.aliases) == [f"{row.id}_alias"]
         assert row.function == f"function of\t{row.id}" and row.shard.startswith("shard_0000")
-    vocab = json.loads(out["out_vocab"].read_text())
-    lines = [json.loads(line) for line in out["out_jsonl"].read_text().splitlines()]
+        assert row.description == "a protein"
+    vocab = build_vocab(N_BLOBS, 100)
+    text = "".join(path.read_text() for path in sorted((tmp_path / "interleaved.jsonl").glob("*.jsonl")))
+    lines = [json.loads(line) for line in text.splitlines()]
     assert [line["id"] for line in lines] == expected_order
-    first = table.iloc[0]
-    assert lines[0]["tokens"][0::2] == list(first.sequence)
-    assert lines[0]["tokens"][1::2] == [vocab["structure_tokens"][t] for t in first.structure_tokens]
-    assert lines[0]["ids"] == [vocab["token_to_id"][t] for t in lines[0]["tokens"]]
-    assert min(lines[0]["ids"]) >= 100
+    for line, row in zip(lines, table.itertuples()):
+        assert line["tokens"][0::2] == list(row.sequence)
+        assert line["tokens"][1::2] == [vocab["structure_tokens"][t] for t in row.structure_tokens]
+        assert line["ids"] == [vocab["token_to_id"][t] for t in line["tokens"]] and min(line["ids"]) >= 100
+    # byte for byte what json.dumps writes (the lines are assembled from per-token pieces)
+    assert text == "".join(json.dumps({"id": row.id, "tokens": interleave(row.sequence, row.structure_tokens, vocab)[0],
+                                       "ids": interleave(row.sequence, row.structure_tokens, vocab)[1],
+                                       "function": row.function}) + "\n" for row in table.itertuples())
+    counts = [json.loads(path.read_text()) for path in sorted((tmp_path / "token_counts").glob("*.json"))]
+    all_labels = np.concatenate([proteins[i][2] for i in expected_order])
+    usage = np.sum([c["usage_counts"] for c in counts], axis=0)
+    assert usage.tolist() == np.bincount(all_labels, minlength=N_BLOBS).tolist()
+    assert counts[0]["examples"][0]["id"] == expected_order[0]
+
+
+def test_interleaved_lines_escape_like_json_dumps(tokenized, tmp_path):
+    """Ids and function texts with quotes, backslashes and non-ASCII letters are written as json.dumps does."""
+    tsv = tokenized["tsvs"][0]
+    proteins = read_shard(tsv)
+    odd = [Protein(p.id, p.sequence, p.sequence_hash, p.aliases, "", f'fonction "é" \\ {i}\n\u2028')
+           for i, p in enumerate(proteins)]
+    write_shard(tsv, odd)
+    write_all_shard_outputs(tokenized, tmp_path)
+    lines = (tmp_path / f"interleaved.jsonl/{tsv.stem}.jsonl").read_text().splitlines()
+    assert [json.loads(line)["function"] for line in lines] == [p.function for p in odd]
+    assert all(json.dumps(json.loads(line)) == line for line in lines)
 
 
 def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
@@ -130,10 +159,11 @@ def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
     first, *rest = read_shard(tsv)
     write_shard(tsv, [prepared_protein(first.id, first.sequence + "A", first.sequence_hash), *rest])
     with pytest.raises(ValueError, match=f"protein {first.id} has .* tokens"):
-        write_llm_outputs(tokenized["tsvs"], tokenized["tokens"], tokenized["codebook"],
-                          out_parquet=tmp_path / "t.parquet", out_vocab=tmp_path / "v.json",
-                          out_jsonl=tmp_path / "i.jsonl")
-    assert not any(tmp_path.glob("t.parquet")) and not any(tmp_path.glob(".*.tmp"))
+        write_all_shard_outputs(tokenized, tmp_path)
+    written = [tmp_path / name for name in ("tokens.parquet", "interleaved.jsonl", "token_counts")]
+    assert not [path for folder in written if folder.exists() for path in folder.iterdir()]  # no part, no temporary
+
+
 
 
 def test_tokens_file_layout(tokenized):

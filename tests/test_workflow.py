@@ -39,7 +39,7 @@ def run(tmp_path_factory, tiny_checkpoint) -> Path:
 
 def test_dry_run_of_default_config_lists_every_rule(tmp_path):
     out = run_snakemake(tmp_path, "-n").stdout
-    for rule in ("fetch_model", "prepare", "train_codebook", "codebook_summary", "llm_outputs", "report"):
+    for rule in ("fetch_model", "prepare", "train_codebook", "vocab", "codebook_summary", "finetune_data", "report"):
         assert re.search(rf"^{rule}\s+1$", out, re.MULTILINE), rule
 
 
@@ -122,13 +122,31 @@ def test_codebook_and_tokens(run):
         assert h5["tokens"].dtype == np.uint16
 
 
+def assert_same_outputs(results: Path, reference: Path, names) -> None:
+    """Files, and folders file by file (names and bytes), are identical in two runs."""
+    for name in names:
+        got, want = results / name, reference / name
+        if want.is_dir():
+            assert sorted(p.name for p in got.iterdir()) == sorted(p.name for p in want.iterdir()), name
+            assert_same_outputs(got, want, [p.name for p in want.iterdir()])
+        else:
+            assert got.read_bytes() == want.read_bytes(), got
+
+
+LLM_OUTPUTS = ("tokens.parquet", "interleaved.jsonl", "token_counts", "vocab.json", f"codebook_summary_K{K}.json")
+
+
 def test_llm_outputs(run):
     vocab = json.loads((run / "vocab.json").read_text())
     assert len(vocab["amino_acids"]) == 20 and len(vocab["structure_tokens"]) == K
     assert vocab["structure_tokens"][0] == "S000"
+    shards = json.loads((run / "prepared/prepare_summary.json").read_text())["shards"]
+    assert sorted(p.name for p in (run / "tokens.parquet").iterdir()) == [f"{s}.parquet" for s in shards]
+    assert sorted(p.name for p in (run / "interleaved.jsonl").iterdir()) == [f"{s}.jsonl" for s in shards]
     tokens = pd.read_parquet(run / "tokens.parquet").set_index("id")
-    lines = (run / "interleaved.jsonl").read_text().splitlines()
-    assert len(lines) == len(tokens)
+    assert tokens.shard.tolist() == sorted(tokens.shard)  # the parts read back in shard order
+    lines = [line for shard in shards for line in (run / f"interleaved.jsonl/{shard}.jsonl").read_text().splitlines()]
+    assert len(lines) == len(tokens) and [json.loads(line)["id"] for line in lines] == tokens.index.tolist()
     record = json.loads(lines[0])
     row = tokens.loc[record["id"]]
     assert record["tokens"][0::2] == list(row.sequence)
@@ -189,8 +207,54 @@ def test_shard_damaged_after_a_finished_run_is_rebuilt(run, tmp_path, damaged, s
     out = run_snakemake(workdir, "--configfile", config, "--cores", "2")
     assert f"{Path(damaged).name} is incomplete or corrupt" in out.stdout + out.stderr
     assert (is_complete if damaged.startswith("embeddings") else tokens_complete)(path)
-    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook_summary_K16.json"):
-        assert (workdir / "results" / name).read_bytes() == (run / name).read_bytes(), name
+    assert_same_outputs(workdir / "results", run, LLM_OUTPUTS)
+    again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import structure_tokens.llm.outputs as outputs
+
+real = outputs.interleaved_lines
+
+
+def dying(*args):  # the node dies while the job writes its shard's stream
+    for number, line in enumerate(real(*args)):
+        if number == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        yield line
+
+
+outputs.interleaved_lines = dying
+results, shard = sys.argv[1], sys.argv[2]
+outputs.write_shard_outputs(f"{results}/prepared/shards/{shard}.tsv", f"{results}/tokens/{shard}.h5",
+                            f"{results}/codebook/codebook_K16.npz",
+                            out_parquet=f"{results}/tokens.parquet/{shard}.parquet",
+                            out_jsonl=f"{results}/interleaved.jsonl/{shard}.jsonl",
+                            out_counts=f"{results}/token_counts/{shard}.json")
+"""
+
+
+def test_llm_outputs_job_killed_while_writing_leaves_nothing_behind(run, tmp_path):
+    """A shard's `llm_outputs` job killed (SIGKILL) in the middle of its writes: none of its outputs
+    appears, the rerun removes the hidden temporary files and rebuilds the parts as a clean run,
+    and the next rerun has nothing to do."""
+    workdir = tmp_path / "run"
+    shutil.copytree(run.parent, workdir, symlinks=True)
+    results, shard = workdir / "results", "shard_00001"
+    for name in (f"tokens.parquet/{shard}.parquet", f"interleaved.jsonl/{shard}.jsonl", f"token_counts/{shard}.json"):
+        (results / name).unlink()  # the state of a job that never finished
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(results), shard], cwd=REPO)
+    assert killed.returncode == -9
+    leftovers = sorted(path.name for path in results.rglob(".*.tmp"))
+    assert [name.split(".tmp")[0][:-9] for name in leftovers] == [
+        f".{shard}.json", f".{shard}.jsonl", f".{shard}.parquet"]  # one half-written temporary file per output
+    assert not (results / f"tokens.parquet/{shard}.parquet").exists()
+    config = str(workdir / "config.yaml")
+    run_snakemake(workdir, "--configfile", config, "--cores", "2")
+    assert not list(results.rglob(".*.tmp"))
+    assert_same_outputs(results, run, LLM_OUTPUTS)
     again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -242,8 +306,12 @@ def test_crashed_embed_job_then_edited_input_ends_like_a_clean_run(tmp_path, tin
     log = (crashed / "results/logs/embed/shard_00001.log").read_text()
     assert re.search(r"discarding \d+ finished proteins whose sequence or forward batch changed.*" + edited_id, log)
     run_snakemake(clean, "--configfile", configs[clean], "--cores", "2")
-    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook/codebook_K16.npz"):
-        assert (crashed / "results" / name).read_bytes() == (clean / "results" / name).read_bytes(), name
+    assert_same_outputs(crashed / "results", clean / "results", (*LLM_OUTPUTS, "codebook/codebook_K16.npz"))
+    # FASTA records have no function text: the empty instruction set is announced, not silent
+    empty = "the instruction data is empty: none of the 88 proteins has function text"
+    assert re.search(f"WARNING .*{empty}", (clean / "results/logs/finetune_data.log").read_text())
+    assert f"WARNING: {empty}" in (clean / "results/report/summary.md").read_text()
+    assert re.search(f"WARNING .*{empty}", (clean / "results/logs/report.log").read_text())
     with h5py.File(out) as resumed, h5py.File(clean / "results/embeddings/shard_00001.h5") as reference:
         for name in ("embeddings", "offsets", "ids", "sequence_hash"):
             assert np.array_equal(resumed[name][()], reference[name][()]), name
@@ -286,8 +354,7 @@ use rule * from structure_tokens as structure_tokens_*
     assert "structure_tokens_prepare" in dry.stdout
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-5000:]
-    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json"):
-        assert (tmp_path / "results" / name).read_bytes() == (run / name).read_bytes(), name
+    assert_same_outputs(tmp_path / "results", run, LLM_OUTPUTS)
 
 
 def test_offline_model_download_prints_the_advice_without_a_traceback(tmp_path, tiny_checkpoint):

@@ -13,13 +13,13 @@ import numpy as np
 from structure_tokens.codebook.assign import mean_squared_error
 from structure_tokens.formats.atomic import write_json
 from structure_tokens.formats.codebook import Codebook
-from structure_tokens.formats.tokens import TokenShard
 
 __all__ = ["usage_counts", "utilization", "perplexity", "normalized_entropy", "dead_codes",
-           "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "describe_histogram", "token_statistics",
-           "write_codebook_summary"]
+           "mean_squared_error", "tiny_codes", "unique_tokens_per_protein", "describe_histogram", "shard_token_counts",
+           "read_token_counts", "write_codebook_summary"]
 
 TINY_CODE_FRACTION = 1e-4  # codes used by fewer than 0.01% of the residues
+SEEN_TABLE_CELLS = 1 << 24  # (protein, token) cells marked at a time: 16 MB
 N_EXAMPLES = 3
 EXAMPLE_TOKENS = 24
 
@@ -93,42 +93,63 @@ def describe_histogram(histogram: np.ndarray) -> dict[str, float | None]:
 
 
 def unique_tokens_per_protein(tokens: np.ndarray, offsets: np.ndarray, k: int) -> np.ndarray:
-    """Number of distinct tokens of every protein (``tokens[offsets[i]:offsets[i+1]]``)."""
+    """Number of distinct tokens of every protein (``tokens[offsets[i]:offsets[i+1]]``).
+
+    Marks each (protein, token) pair seen in a boolean table, a block of proteins at a time
+    (at most :data:`SEEN_TABLE_CELLS` cells), then counts the marks of each protein.
+    """
     offsets = np.asarray(offsets, dtype=np.int64)
-    owner = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    distinct_pairs = np.unique(owner * k + np.asarray(tokens, dtype=np.int64))
-    return np.bincount(distinct_pairs // k, minlength=len(offsets) - 1)
+    tokens = np.asarray(tokens)
+    n_proteins = len(offsets) - 1
+    counts = np.zeros(n_proteins, dtype=np.int64)
+    block = max(1, SEEN_TABLE_CELLS // max(k, 1))
+    for first in range(0, n_proteins, block):
+        last = min(first + block, n_proteins)
+        start, end = offsets[first], offsets[last]
+        owner = np.repeat(np.arange(last - first), np.diff(offsets[first:last + 1]))
+        seen = np.zeros((last - first, k), dtype=bool)
+        seen[owner, tokens[start:end]] = True
+        counts[first:last] = np.count_nonzero(seen, axis=1)
+    return counts
 
 
-def token_statistics(token_h5s: Sequence[str | os.PathLike], k: int,
-                     codebook_sha256: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Code usage counts over all token files, and the histogram of distinct tokens per protein.
+def shard_token_counts(shard: str, tokens: np.ndarray, offsets: np.ndarray, n_unique_tokens: np.ndarray,
+                       codebook: Codebook, ids: Sequence[str]) -> dict[str, Any]:
+    """The token counts of one shard (``token_counts/shard_NNNNN.json``): residues per code, the
+    histogram of distinct tokens per protein (``[n]`` proteins with ``n`` distinct tokens, length
+    ``k + 1``) and the first proteins' first tokens; summed over shards by :func:`read_token_counts`."""
+    k = codebook.k
+    return {
+        "shard": shard, "k": k, "codebook_sha256": codebook.sha256,
+        "n_proteins": len(ids), "n_residues": int(len(tokens)),
+        "usage_counts": usage_counts(tokens, k).tolist(),
+        "unique_tokens_histogram": np.bincount(n_unique_tokens, minlength=k + 1).tolist(),
+        "examples": [{"id": ids[i], "length": int(offsets[i + 1] - offsets[i]),
+                      "tokens_head": tokens[offsets[i]:offsets[i + 1]][:EXAMPLE_TOKENS].tolist()}
+                     for i in range(min(N_EXAMPLES, len(ids)))],
+    }
 
-    One shard is in memory at a time, so memory does not grow with the number of shards.
-    ``histogram[n]`` (length ``k + 1``) counts the proteins with ``n`` distinct tokens.
-    Fails when a file was made with a codebook of another size (or, if given, another sha256).
+
+def read_token_counts(count_jsons: Sequence[str | os.PathLike], k: int,
+                      codebook_sha256: str) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Code usage counts over all shards' token-count files, the histogram of distinct tokens per
+    protein, and the first shard's example proteins.
+
+    Fails when a file was made with another codebook. Reads only these small files: memory and
+    time do not depend on the number of residues.
     """
     counts = np.zeros(k, dtype=np.int64)
     histogram = np.zeros(k + 1, dtype=np.int64)
-    for path in token_h5s:
-        with TokenShard(path) as shard:
-            if shard.k != k:
-                raise ValueError(f"{path} has tokens of a k={shard.k} codebook, expected k={k}")
-            if codebook_sha256 is not None and shard.codebook_sha256 != codebook_sha256:
-                raise ValueError(f"{path} was made with codebook sha256 {shard.codebook_sha256}, "
-                                 f"expected {codebook_sha256}")
-            tokens = shard.tokens
-            counts += usage_counts(tokens, k)
-            histogram += np.bincount(unique_tokens_per_protein(tokens, shard.offsets, k), minlength=k + 1)
-    return counts, histogram
-
-
-def examples(token_h5: str | os.PathLike) -> list[dict[str, Any]]:
-    """The first few proteins of a token file with their first tokens (for the report)."""
-    with TokenShard(token_h5) as shard:
-        return [{"id": shard.ids[i], "length": int(shard.offsets[i + 1] - shard.offsets[i]),
-                 "tokens_head": shard.protein(i)[:EXAMPLE_TOKENS].tolist()}
-                for i in range(min(N_EXAMPLES, len(shard)))]
+    first_examples: list[dict[str, Any]] = []
+    for path in count_jsons:
+        shard = json.loads(Path(path).read_text())
+        if shard["codebook_sha256"] != codebook_sha256 or shard["k"] != k:
+            raise ValueError(f"{path} counts tokens of codebook sha256 {shard['codebook_sha256']} (k={shard['k']}), "
+                             f"expected {codebook_sha256} (k={k})")
+        counts += np.asarray(shard["usage_counts"], dtype=np.int64)
+        histogram += np.asarray(shard["unique_tokens_histogram"], dtype=np.int64)
+        first_examples = first_examples or shard["examples"]
+    return counts, histogram, first_examples
 
 
 def usage_summary(counts: np.ndarray) -> dict[str, Any]:
@@ -148,18 +169,16 @@ def usage_summary(counts: np.ndarray) -> dict[str, Any]:
 
 
 def write_codebook_summary(
-    token_h5s: Sequence[str | os.PathLike],
+    count_jsons: Sequence[str | os.PathLike],
     codebook_npz: str | os.PathLike,
     training_json: str | os.PathLike,
     out_json: str | os.PathLike,
 ) -> dict[str, Any]:
-    """Codebook quality on every tokenized residue plus the training errors; written atomically.
-
-    Streams the token files one at a time: memory is bounded by the largest shard.
-    """
+    """Codebook quality on every tokenized residue plus the training errors, from the shards' token
+    counts (:func:`shard_token_counts`); written atomically."""
     codebook = Codebook.load(codebook_npz)
     training = json.loads(Path(training_json).read_text())
-    counts, distinct_histogram = token_statistics(token_h5s, codebook.k, codebook.sha256)
+    counts, distinct_histogram, examples = read_token_counts(count_jsons, codebook.k, codebook.sha256)
     n_residues = int(counts.sum())
     summary = {
         "k": codebook.k,
@@ -172,7 +191,7 @@ def write_codebook_summary(
         **usage_summary(counts),
         "unique_tokens_per_protein": describe_histogram(distinct_histogram),
         **{key: training.get(key) for key in ("inertia", "train_mse", "heldout_mse", "n_train", "n_heldout")},
-        "examples": examples(token_h5s[0]) if token_h5s else [],
+        "examples": examples,
     }
     write_json(out_json, summary)
     return summary

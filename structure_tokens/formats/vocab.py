@@ -22,8 +22,10 @@ any of them back, as well as ``interleaved.jsonl`` token strings and ids.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -33,6 +35,8 @@ from structure_tokens.formats.atomic import write_json
 VOCAB_FORMAT_VERSION = 1
 AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY")
 AMINO_ACID_INDEX = {aa: i for i, aa in enumerate(AMINO_ACIDS)}
+AMINO_ACID_CODES = np.zeros(256, dtype=np.uint16)  # byte of a standard amino-acid letter -> its index
+AMINO_ACID_CODES[np.frombuffer("".join(AMINO_ACIDS).encode("ascii"), dtype=np.uint8)] = np.arange(len(AMINO_ACIDS))
 SPECIAL_TOKENS = ("<protein>", "</protein>", "<pad>")
 PAD = "<pad>"
 # One added-token string of any kind: <aa:M>, <S012>, <M|S012>, <protein>, </protein>.
@@ -76,7 +80,7 @@ def amino_acid_indices(sequence: str) -> np.ndarray:
     unknown = sorted(set(sequence) - AMINO_ACID_INDEX.keys())
     if unknown:
         raise ValueError(f"letters {unknown} are not standard amino acids")
-    return np.fromiter((AMINO_ACID_INDEX[aa] for aa in sequence), dtype=np.uint16, count=len(sequence))
+    return AMINO_ACID_CODES[np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)]
 
 
 def check_protein(sequence: str, tokens: Sequence[int], vocab: dict[str, Any]) -> None:
@@ -147,19 +151,42 @@ def render_protein(sequence: str, structure_tokens: Sequence[int], vocab: dict[s
     """
     check_protein(sequence, structure_tokens, vocab)
     names = vocab["structure_tokens"]
-    if len(structure_tokens) and int(max(structure_tokens)) >= len(names):
-        raise ValueError(f"structure token {int(max(structure_tokens))} is outside the vocabulary (k={len(names)})")
-    residues = [added_token_string(aa, vocab) for aa in sequence]
-    structure = [f"<{names[t]}>" for t in structure_tokens]
-    if fmt == "interleaved":
-        body = [s for pair in zip(residues, structure) for s in pair]
-    elif fmt == "combined":
-        body = [combined_token_string(aa, names[t]) for aa, t in zip(sequence, structure_tokens)]
-    elif fmt == "blocks":
-        body = residues + structure
-    else:
+    tokens = np.asarray(structure_tokens, dtype=np.int64)
+    if tokens.size and int(tokens.max()) >= len(names):
+        raise ValueError(f"structure token {int(tokens.max())} is outside the vocabulary (k={len(names)})")
+    if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r} is not one of {FORMATS}")
-    return "<protein>" + "".join(body) + "</protein>"
+    pieces = _render_pieces(tuple(names), fmt == "combined")
+    residues = amino_acid_indices(sequence).astype(np.int64)
+    if fmt == "interleaved":
+        positions = np.empty(2 * len(residues), dtype=np.int64)
+        positions[0::2], positions[1::2] = residues, tokens + len(pieces.residue)
+        body = pieces.interleaved[positions]
+    elif fmt == "combined":
+        body = pieces.combined[residues * len(names) + tokens]
+    else:
+        body = np.concatenate([pieces.residue[residues], pieces.structure[tokens]])
+    return "<protein>" + "".join(body.tolist()) + "</protein>"
+
+
+@dataclass(frozen=True)
+class _Pieces:
+    """The added-token strings of a vocabulary as arrays, to render a protein by indexing them
+    (amino acids in :data:`AMINO_ACIDS` order)."""
+
+    residue: np.ndarray  # <aa:A>, ...
+    structure: np.ndarray  # <S000>, ...
+    interleaved: np.ndarray  # residue then structure strings
+    combined: np.ndarray | None  # <A|S000>, ...: amino acids outer
+
+
+@functools.lru_cache(maxsize=8)
+def _render_pieces(structure_tokens: tuple[str, ...], combined: bool) -> _Pieces:
+    residue = np.array([f"<aa:{aa}>" for aa in AMINO_ACIDS], dtype=object)
+    structure = np.array([f"<{name}>" for name in structure_tokens], dtype=object)
+    pairs = np.array([combined_token_string(aa, name) for aa in AMINO_ACIDS for name in structure_tokens],
+                     dtype=object) if combined else None
+    return _Pieces(residue, structure, np.concatenate([residue, structure]), pairs)
 
 
 def protein_token_count(n_residues: int, fmt: str) -> int:

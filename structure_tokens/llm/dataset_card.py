@@ -30,6 +30,8 @@ SOURCES = {
     "fasta": ("other", "The proteins come from the user's FASTA file: its licence and attribution apply, e.g. "
                        "CC BY 4.0 and a citation of The UniProt Consortium for UniProtKB sequences."),
 }
+TARGET_TEXTS = {"function": "function text",  # finetune.target -> what the completion is
+                "description": "description (the text of its FASTA header, or its UniProt protein name)"}
 FEATURE_TYPES = {"string": "    dtype: string", "int64": "    dtype: int64",
                  "list of string": "    sequence: string"}
 
@@ -51,17 +53,21 @@ def dataset_card(manifest: Mapping[str, Any], source: str) -> str:
         header += [f"  - name: {name}", f"    num_examples: {info['examples']}"]
     header.append("---")
     split = manifest["split"]
+    target = TARGET_TEXTS[manifest.get("target", "function")]
+    warnings = "".join(f"\n**Warning:** {warning}.\n" for warning in manifest.get("warnings", []))
     fractions = ", ".join(f"{name} {value:g}" for name, value in split["fractions"].items())
     sizes = "\n".join(f"| {name} | {info['examples']} | {info['groups']} | {info['residues']} |"
                       for name, info in manifest["splits"].items())
     body = f"""
 # Structure-token instruction data
-
+{warnings}
 Instruction-tuning rows for a protein-language LLM: each row asks about one protein, given as
 amino acids and discrete structure tokens (format `{manifest['format']}`), and the completion is
-the protein's function text. Made by the structure-tokens pipeline
-(`snakemake`, rule `finetune_data`); `manifest.json` beside this card has every count and the
-SHA-256 of every file.
+the protein's {target}. Made by the structure-tokens pipeline
+(`snakemake`, rules `finetune_shard` and `finetune_data`); `manifest.json` beside this card has
+every count and the SHA-256 of every file. `data/<split>-NNNNN.parquet` (and
+`jsonl/<split>-NNNNN.jsonl`, the same rows) are numbered per split; a file holds rows of one
+pipeline shard.
 
 ## How it was made
 
@@ -72,8 +78,8 @@ SHA-256 of every file.
   run's `vocab.json` (first added token id {manifest['vocab_offset']}); extend your tokenizer with
   them before training (`structure_tokens.llm.hf_tokenizer.extend_tokenizer`).
 - `prompt` is `{split_repr(manifest['prompt_template'])}` filled with the instruction (default
-  "{manifest['instruction_default']}") and the protein; `completion` is the function text.
-  Proteins without function text are left out ({manifest['counts']['without_target']} of
+  "{manifest['instruction_default']}") and the protein; `completion` is the {target}.
+  Proteins without it are left out ({manifest['counts']['without_target']} of
   {manifest['counts']['proteins_read']}).
 - Splits: by `{split['method']}` (identical sequences{' or cluster members' if split['method'] == 'clusters' else ''}
   never fall in two splits), seeded hash with seed {split['seed']}, target fractions {fractions}.

@@ -1,18 +1,31 @@
-"""Instruction-tuning data from ``tokens.parquet``: rendered proteins, leak-free splits, Parquet shards.
+"""Instruction-tuning data from the token table: rendered proteins, leak-free splits, Parquet files.
+
+Made in two steps, so that the work per protein runs per shard while the GPUs are still busy:
+
+- :func:`write_finetune_part` turns one part of the token table (in the workflow, one shard's
+  ``tokens.parquet/shard_NNNNN.parquet``) into a part folder: its rows of each split, in Parquet
+  (and JSONL) files of at most ``rows_per_shard`` rows, and ``part.json`` with its counts;
+- :func:`assemble_finetune_data` makes the output folder from the part folders: it links their
+  files in (hard links, no bytes copied) and writes ``manifest.json`` and the dataset card from
+  their counts, without reading a row.
+
+:func:`write_finetune_data` does both for a whole token table (a Parquet file or folder).
 
 Layout of the output folder (``sft/``)::
 
-    README.md                     dataset card (Hugging Face format, ``llm.dataset_card``)
-    manifest.json                 counts, token stats, codebook hash, model name, file hashes
-    data/train-00000.parquet ...  one folder of shards: datasets.load_dataset("parquet", data_dir=...)
+    README.md                      dataset card (Hugging Face format, ``llm.dataset_card``)
+    manifest.json                  counts, token stats, codebook hash, model name, file hashes
+    data/train-00000.parquet ...   one folder of files: datasets.load_dataset("parquet", data_dir=...)
     data/validation-00000.parquet, data/test-00000.parquet
-    jsonl/train.jsonl ...         the same rows as JSON lines (optional)
+    jsonl/train-00000.jsonl ...    the same rows as JSON lines, file for file (optional)
 
+Files are numbered per split in token-table order; a file never holds rows of two shards.
 Every row is one protein with a non-empty target text: ``id, aliases, split, instruction,
 protein, prompt, completion, n_residues``. ``protein`` is the structure-aware stream in
 one of :data:`FORMATS`, written with the added-token strings of
 :mod:`structure_tokens.hf_tokenizer`; ``prompt`` is ``prompt_template`` filled with the
-instruction and the protein; ``completion`` is the target (the protein's function text).
+instruction and the protein; ``completion`` is the target: the protein's function text, or with
+``target: description`` its description (the FASTA header, the UniProt protein name).
 
 Splits are drawn per *group*: a protein's group is its exact sequence (``split_method:
 sequence``) or its cluster in an MMseqs2-style cluster TSV (``split_method: clusters``). The
@@ -23,26 +36,30 @@ land in two splits, and a protein keeps its split when proteins are added to the
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
+import logging
 import os
+import tempfile
 import time
-from array import array
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence, TextIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_directory, link_or_copy
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import protein_token_count, render_protein
 from structure_tokens.llm.dataset_card import write_dataset_card
 from structure_tokens.llm.options import FinetuneOptions
 
-MANIFEST_FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT_VERSION = 2
+PART_FORMAT_VERSION = 1
 SFT_SCHEMA = pa.schema([
     ("id", pa.string()),
     ("aliases", pa.list_(pa.string())),
@@ -53,6 +70,9 @@ SFT_SCHEMA = pa.schema([
     ("completion", pa.string()),
     ("n_residues", pa.int64()),
 ])
+TOKEN_COLUMNS = ("id", "aliases", "sequence", "structure_tokens", "instruction")
+ROWS_PER_BATCH = 1024  # token-table rows read, and SFT rows written, at a time
+GROUPS_PER_RANGE = 1 << 20  # group hashes in memory at a time when counting distinct groups (8 MB)
 
 
 def split_of(group_key: str, seed: int, fractions: Mapping[str, float]) -> str:
@@ -67,8 +87,14 @@ def split_of(group_key: str, seed: int, fractions: Mapping[str, float]) -> str:
     return next(name for name, fraction in reversed(list(fractions.items())) if fraction > 0)
 
 
-def read_clusters(path: str | os.PathLike) -> dict[str, str]:
-    """Member id -> representative id from a two-column TSV (``mmseqs createtsv`` / ``easy-cluster``)."""
+def group_hash(group_key: str) -> int:
+    """A 64-bit hash of a group key, to count distinct groups across parts."""
+    return int.from_bytes(hashlib.sha256(group_key.encode()).digest()[:8], "big")
+
+
+def read_clusters(path: str | os.PathLike, wanted: set[str] | None = None) -> dict[str, str]:
+    """Member id -> representative id from a two-column TSV (``mmseqs createtsv`` / ``easy-cluster``),
+    for the ids in ``wanted`` only when given (so memory follows the part, not the TSV)."""
     clusters: dict[str, str] = {}
     with open(path, newline="", encoding="utf-8") as handle:
         for line_number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
@@ -76,13 +102,15 @@ def read_clusters(path: str | os.PathLike) -> dict[str, str]:
                 raise ValueError(f"{path}: line {line_number} has {len(row)} columns, "
                                  "expected 2 (representative, member)")
             representative, member = row
-            clusters[member] = representative
-            clusters.setdefault(representative, representative)
+            if wanted is None or member in wanted:
+                clusters[member] = representative
+            if wanted is None or representative in wanted:
+                clusters.setdefault(representative, representative)
     return clusters
 
 
 def group_key(row: Mapping[str, Any], clusters: Mapping[str, str] | None, clusters_path: str | None) -> str:
-    """The split group of a ``tokens.parquet`` row: its sequence, or its cluster representative."""
+    """The split group of a token-table row: its sequence, or its cluster representative."""
     if clusters is None:
         return "sequence:" + row["sequence"]
     for name in (row["id"], *row["aliases"]):
@@ -90,29 +118,6 @@ def group_key(row: Mapping[str, Any], clusters: Mapping[str, str] | None, cluste
             return "cluster:" + clusters[name]
     raise ValueError(f"{clusters_path}: protein {row['id']} (aliases {list(row['aliases'])}) is in no cluster; "
                      "re-run the clustering on the current proteins")
-
-
-class _ShardWriter:
-    """Rows of one split, written as ``<split>-NNNNN.parquet`` every ``rows_per_shard`` rows."""
-
-    def __init__(self, folder: Path, split: str, rows_per_shard: int):
-        self.folder, self.split, self.rows_per_shard = folder, split, rows_per_shard
-        self.rows: list[dict[str, Any]] = []
-        self.files: list[dict[str, Any]] = []
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.rows.append(row)
-        if len(self.rows) >= self.rows_per_shard:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        path = self.folder / f"{self.split}-{len(self.files):05d}.parquet"
-        with atomic_output(path) as tmp:
-            pq.write_table(pa.Table.from_pylist(self.rows, schema=SFT_SCHEMA), tmp)
-        self.files.append({"path": f"data/{path.name}", "rows": len(self.rows), "sha256": file_sha256(path)})
-        self.rows = []
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -124,55 +129,169 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def iter_token_rows(tokens_parquet: str | os.PathLike) -> Iterator[dict[str, Any]]:
-    """Rows of ``tokens.parquet`` one row group at a time (memory holds one shard)."""
-    parquet = pq.ParquetFile(tokens_parquet)
-    for group in range(parquet.num_row_groups):
-        yield from parquet.read_row_group(group).to_pylist()
+def token_table_files(token_table: str | os.PathLike) -> list[Path]:
+    """The Parquet files of a token table: the file itself, or a folder's visible ``*.parquet`` files in order."""
+    token_table = Path(token_table)
+    return sorted(token_table.glob("[!._]*.parquet")) if token_table.is_dir() else [token_table]
 
 
-def _stats(values: Sequence[int]) -> dict[str, float]:
-    if not len(values):
-        return {"min": 0, "mean": 0.0, "max": 0}
-    return {"min": int(min(values)), "mean": float(np.mean(values)), "max": int(max(values))}
+def iter_token_rows(table_file: str | os.PathLike, target: str) -> Iterator[dict[str, Any]]:
+    """Rows of a token-table Parquet file, ``ROWS_PER_BATCH`` at a time (only the columns used);
+    ``structure_tokens`` as a NumPy array."""
+    parquet = pq.ParquetFile(table_file)
+    present = set(parquet.schema_arrow.names)
+    if target not in present:
+        raise ValueError(f"{table_file} has no column {target!r} (finetune.target); it has {sorted(present)}")
+    columns = [name for name in (*TOKEN_COLUMNS, target) if name in present]
+    for batch in parquet.iter_batches(batch_size=ROWS_PER_BATCH, columns=columns):
+        tokens = batch.column("structure_tokens")
+        values, offsets = tokens.values.to_numpy(zero_copy_only=False), tokens.offsets.to_numpy()
+        others = batch.select([name for name in columns if name != "structure_tokens"]).to_pylist()
+        for i, row in enumerate(others):
+            row["structure_tokens"] = values[offsets[i]:offsets[i + 1]]
+            yield row
 
 
-def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.PathLike,
-                        codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
-                        options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta") -> dict[str, Any]:
-    """Render every protein with a target into SFT rows, split them, write shards, ``manifest.json``
-    and a dataset card ``README.md`` (its licence and attribution follow ``source``, the config's
-    ``input.source``).
+class _Extremes:
+    """Count, sum, min and max of a stream of integers (memory does not grow with the stream)."""
 
-    Uses ``tokens.parquet``'s ``instruction`` column when it has one and the row's value is not
-    empty, else ``options.instruction``. Rows without function text are counted, not written.
-    """
+    def __init__(self) -> None:
+        self.n = self.sum = 0
+        self.min = self.max = None
+
+    def add(self, value: int) -> None:
+        self.merge({"n": 1, "sum": value, "min": value, "max": value})
+
+    def merge(self, other: Mapping[str, Any]) -> None:
+        """Add the values another stream summed up (its :meth:`to_json`)."""
+        if other["n"]:
+            self.n += other["n"]
+            self.sum += other["sum"]
+            self.min = other["min"] if self.min is None else min(self.min, other["min"])
+            self.max = other["max"] if self.max is None else max(self.max, other["max"])
+
+    def to_json(self) -> dict[str, int | None]:
+        return {"n": self.n, "sum": self.sum, "min": self.min, "max": self.max}
+
+    def described(self) -> dict[str, float]:
+        """``min, mean, max`` (0 when there is nothing)."""
+        if not self.n:
+            return {"min": 0, "mean": 0.0, "max": 0}
+        return {"min": self.min, "mean": self.sum / self.n, "max": self.max}
+
+
+class _SplitWriter:
+    """Rows of one split of a part: ``<split>-NNNNN.parquet`` (and ``.jsonl``) of ``rows_per_file`` rows,
+    written ``ROWS_PER_BATCH`` rows at a time (one Parquet row group each)."""
+
+    def __init__(self, folder: Path, split: str, rows_per_file: int, jsonl: bool):
+        self.folder, self.split, self.rows_per_file, self.jsonl = folder, split, rows_per_file, jsonl
+        self.rows: list[dict[str, Any]] = []  # not yet written
+        self.files: list[dict[str, Any]] = []  # finished files
+        self.groups: set[int] = set()
+        self.residues, self.protein_tokens, self.target_chars = _Extremes(), _Extremes(), _Extremes()
+        self._parquet: pq.ParquetWriter | None = None
+        self._jsonl: TextIO | None = None
+        self._file_rows = 0
+
+    def add(self, row: dict[str, Any], group: int, protein_tokens: int, target_chars: int) -> None:
+        self.rows.append(row)
+        self.groups.add(group)
+        self.residues.add(row["n_residues"])
+        self.protein_tokens.add(protein_tokens)
+        self.target_chars.add(target_chars)
+        if len(self.rows) >= ROWS_PER_BATCH or self._file_rows + len(self.rows) >= self.rows_per_file:
+            self._write_rows()
+
+    def _stem(self) -> str:
+        return f"{self.split}-{len(self.files):05d}"
+
+    def _write_rows(self) -> None:
+        if not self.rows:
+            return
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.folder / f"{self._stem()}.parquet", SFT_SCHEMA)
+            if self.jsonl:
+                self._jsonl = open(self.folder / f"{self._stem()}.jsonl", "w", encoding="utf-8")
+        self._parquet.write_table(pa.Table.from_pylist(self.rows, schema=SFT_SCHEMA))
+        if self._jsonl is not None:
+            self._jsonl.writelines(json.dumps(row) + "\n" for row in self.rows)
+        self._file_rows += len(self.rows)
+        self.rows = []
+        if self._file_rows >= self.rows_per_file:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        self._parquet.close()
+        path = self.folder / f"{self._stem()}.parquet"
+        entry = {"name": path.name, "rows": self._file_rows, "sha256": file_sha256(path)}
+        if self._jsonl is not None:
+            self._jsonl.close()
+            jsonl = path.with_suffix(".jsonl")
+            entry["jsonl"] = {"name": jsonl.name, "sha256": file_sha256(jsonl)}
+        self.files.append(entry)
+        self._parquet, self._jsonl, self._file_rows = None, None, 0
+
+    def flush(self) -> None:
+        """Write the rows left and finish the last file."""
+        self._write_rows()
+        if self._parquet is not None:
+            self._close_file()
+
+    def summary(self) -> dict[str, Any]:
+        """The split's counts for ``part.json``; its distinct group hashes go to ``groups-<split>.npy``."""
+        if self.groups:
+            np.save(self.folder / f"groups-{self.split}.npy", np.array(sorted(self.groups), dtype=np.uint64))
+        return {"examples": self.residues.n, "groups": len(self.groups), "residues": self.residues.to_json(),
+                "protein_tokens": self.protein_tokens.to_json(), "target_chars": self.target_chars.to_json(),
+                "files": self.files}
+
+
+def check_vocab(vocab_json: str | os.PathLike, codebook_npz: str | os.PathLike) -> tuple[dict[str, Any], Codebook]:
+    """``vocab.json`` and the codebook, which must be the one the vocabulary was written for."""
     vocab = json.loads(Path(vocab_json).read_text())
     codebook = Codebook.load(codebook_npz)
     if vocab.get("codebook_sha256") != codebook.sha256:
         raise ValueError(f"{vocab_json} was written for codebook {vocab.get('codebook_sha256')}, "
                          f"not for {codebook_npz} ({codebook.sha256})")
-    clusters = read_clusters(options.clusters_tsv) if options.split_method == "clusters" else None
-    out_dir = Path(out_dir)
-    data_dir = out_dir / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    for stale in data_dir.glob("*.parquet"):
-        stale.unlink()
-    split_names = list(options.fractions)
-    writers = {split: _ShardWriter(data_dir, split, options.rows_per_shard) for split in split_names}
-    # per-example lengths as compact int64 arrays (8 bytes per example, not a Python int each)
-    residues = {split: array("q") for split in split_names}
-    target_chars = {split: array("q") for split in split_names}
-    groups: dict[str, set[str]] = {split: set() for split in split_names}
+    return vocab, codebook
+
+
+def part_clusters(table_file: Path, options: FinetuneOptions) -> dict[str, str] | None:
+    """For cluster splits, the clusters of this part's ids and aliases (the TSV is streamed)."""
+    if options.split_method != "clusters":
+        return None
+    names = pq.read_table(table_file, columns=["id", "aliases"])
+    wanted = set(names["id"].to_pylist()) | {alias for aliases in names["aliases"].to_pylist() for alias in aliases}
+    return read_clusters(options.clusters_tsv, wanted)
+
+
+def part_options(options: FinetuneOptions) -> dict[str, Any]:
+    """The options a part folder was made with, as ``part.json`` keeps them (JSON types)."""
+    return json.loads(json.dumps(dataclasses.asdict(options)))
+
+
+def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.PathLike,
+                        codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
+                        options: FinetuneOptions = FinetuneOptions()) -> dict[str, Any]:
+    """Render every protein of one token-table file that has target text into SFT rows, split them
+    and write the part folder ``out_dir`` (all its files appear together); return ``part.json``.
+
+    Uses the table's ``instruction`` column when the row's value is not empty, else
+    ``options.instruction``. Rows without target text are counted, not written. Memory holds
+    ``ROWS_PER_BATCH`` table rows, ``rows_per_shard`` SFT rows and the part's group hashes.
+    """
+    vocab, codebook = check_vocab(vocab_json, codebook_npz)
+    table_file = Path(table_file)
+    clusters = part_clusters(table_file, options)
     structure_usage = np.zeros(codebook.k, dtype=np.int64)
     n_read = n_without_target = 0
-    with ExitStack() as stack:
-        jsonl_paths = {split: out_dir / "jsonl" / f"{split}.jsonl" for split in split_names} if options.jsonl else {}
-        jsonl = {split: stack.enter_context(open(stack.enter_context(atomic_output(path)), "w", encoding="utf-8"))
-                 for split, path in jsonl_paths.items()}
-        for row in iter_token_rows(tokens_parquet):
+    with atomic_directory(out_dir) as folder:
+        writers = {split: _SplitWriter(folder, split, options.rows_per_shard, options.jsonl)
+                   for split in options.fractions}
+        for row in iter_token_rows(table_file, options.target):
             n_read += 1
-            target = (row.get("function") or "").strip()
+            target = (row.get(options.target) or "").strip()
             if not target:
                 n_without_target += 1
                 continue
@@ -181,52 +300,146 @@ def write_finetune_data(tokens_parquet: str | os.PathLike, vocab_json: str | os.
             try:
                 protein = render_protein(row["sequence"], row["structure_tokens"], vocab, options.format)
             except ValueError as error:
-                raise ValueError(f"{tokens_parquet}: protein {row['id']}: {error}") from None
+                raise ValueError(f"{table_file}: protein {row['id']}: {error}") from None
             instruction = (row.get("instruction") or "").strip() or options.instruction
             sft_row = {"id": row["id"], "aliases": list(row["aliases"]), "split": split,
                        "instruction": instruction, "protein": protein,
                        "prompt": options.prompt_template.format(instruction=instruction, protein=protein),
                        "completion": target, "n_residues": len(row["sequence"])}
-            writers[split].add(sft_row)
-            if split in jsonl:
-                jsonl[split].write(json.dumps(sft_row) + "\n")
-            residues[split].append(len(row["sequence"]))
-            target_chars[split].append(len(target))
-            groups[split].add(key)
+            writers[split].add(sft_row, group_hash(key), protein_token_count(len(row["sequence"]), options.format),
+                               len(target))
             structure_usage += np.bincount(row["structure_tokens"], minlength=codebook.k)
         for writer in writers.values():
             writer.flush()
-    splits = {
-        split: {
-            "examples": len(residues[split]), "groups": len(groups[split]), "residues": int(sum(residues[split])),
-            "protein_tokens": _stats(array("q", (protein_token_count(n, options.format)
-                                                 for n in residues[split]))),
-            "target_chars": _stats(target_chars[split]), "files": writers[split].files,
-            **({"jsonl": {"path": f"jsonl/{split}.jsonl", "sha256": file_sha256(jsonl_paths[split])}}
-               if options.jsonl else {}),
+        part = {"format_version": PART_FORMAT_VERSION, "source": str(table_file),
+                "source_sha256": file_sha256(table_file), "codebook_sha256": codebook.sha256,
+                "options": part_options(options), "proteins_read": n_read, "without_target": n_without_target,
+                "structure_usage": structure_usage.tolist(),
+                "splits": {split: writer.summary() for split, writer in writers.items()}}
+        (folder / "part.json").write_text(json.dumps(part) + "\n")
+    return part
+
+
+def count_distinct(sorted_files: Sequence[Path]) -> int:
+    """Distinct values over files of sorted, distinct uint64 values, one range of values at a time
+    (about :data:`GROUPS_PER_RANGE` values in memory, whatever the total)."""
+    arrays = [np.load(path, mmap_mode="r") for path in sorted_files]
+    total = sum(len(array) for array in arrays)
+    n_ranges = max(1, -(-total // GROUPS_PER_RANGE))
+    bounds = [i * 2**64 // n_ranges for i in range(n_ranges + 1)]
+    distinct = 0
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        pieces = [array[np.searchsorted(array, np.uint64(low)):
+                        np.searchsorted(array, np.uint64(high)) if high < 2**64 else len(array)]
+                  for array in arrays]
+        distinct += len(np.unique(np.concatenate(pieces))) if pieces else 0
+    return distinct
+
+
+def finetune_warnings(n_read: int, n_examples: int, target: str) -> list[str]:
+    """What a user must hear about the instruction data: no example at all."""
+    if not n_read or n_examples:
+        return []
+    advice = ("FASTA records have no function text: set finetune.target: description to use the text of "
+              "their headers as completions, or give UniProt or ProteinLMBench input" if target == "function"
+              else "no record has a description")
+    return [f"the instruction data is empty: none of the {n_read} proteins has {target} text "
+            f"(finetune.target: {target}); {advice}"]
+
+
+def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: str | os.PathLike,
+                           codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
+                           options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta",
+                           token_table: str | os.PathLike = "tokens.parquet") -> dict[str, Any]:
+    """The SFT folder ``out_dir`` from part folders of :func:`write_finetune_part`, in their order:
+    their files linked in and renumbered per split, ``manifest.json`` and a dataset card
+    ``README.md`` (its licence and attribution follow ``source``, the config's ``input.source``).
+    The folder appears as a whole. Reads only the parts' counts; returns the manifest."""
+    vocab, codebook = check_vocab(vocab_json, codebook_npz)
+    split_names = list(options.fractions)
+    files: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
+    jsonl: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
+    group_files: dict[str, list[Path]] = {split: [] for split in split_names}
+    stats = {split: {"examples": 0, "residues": _Extremes(), "protein_tokens": _Extremes(),
+                     "target_chars": _Extremes()} for split in split_names}
+    structure_usage = np.zeros(codebook.k, dtype=np.int64)
+    source_digest = hashlib.sha256()  # of the token-table files' digests (the part jobs hashed the files)
+    n_read = n_without_target = 0
+    with atomic_directory(out_dir) as tmp:
+        (tmp / "data").mkdir()
+        if options.jsonl:
+            (tmp / "jsonl").mkdir()
+        for folder in map(Path, part_dirs):  # one part in memory at a time
+            part = json.loads((folder / "part.json").read_text())
+            if part["codebook_sha256"] != codebook.sha256 or part["options"] != part_options(options):
+                raise ValueError(f"{folder} was made with codebook {part['codebook_sha256']} and {part['options']}, "
+                                 f"not with {codebook.sha256} and {part_options(options)}")
+            for split in split_names:
+                info = part["splits"][split]
+                for entry in info["files"]:
+                    stem = f"{split}-{len(files[split]):05d}"
+                    link_or_copy(folder / entry["name"], tmp / "data" / f"{stem}.parquet")
+                    files[split].append({"path": f"data/{stem}.parquet", "rows": entry["rows"],
+                                         "sha256": entry["sha256"]})
+                    if options.jsonl:
+                        link_or_copy(folder / entry["jsonl"]["name"], tmp / "jsonl" / f"{stem}.jsonl")
+                        jsonl[split].append({"path": f"jsonl/{stem}.jsonl", "rows": entry["rows"],
+                                             "sha256": entry["jsonl"]["sha256"]})
+                if info["groups"]:
+                    group_files[split].append(folder / f"groups-{split}.npy")
+                stats[split]["examples"] += info["examples"]
+                for key in ("residues", "protein_tokens", "target_chars"):
+                    stats[split][key].merge(info[key])
+            structure_usage += np.asarray(part["structure_usage"], dtype=np.int64)
+            source_digest.update(part["source_sha256"].encode())
+            n_read += part["proteins_read"]
+            n_without_target += part["without_target"]
+        splits = {split: {"examples": stats[split]["examples"], "groups": count_distinct(group_files[split]),
+                          "residues": stats[split]["residues"].sum,
+                          "protein_tokens": stats[split]["protein_tokens"].described(),
+                          "target_chars": stats[split]["target_chars"].described(),
+                          "files": files[split], **({"jsonl": jsonl[split]} if options.jsonl else {})}
+                  for split in split_names}
+        manifest = {
+            "format_version": MANIFEST_FORMAT_VERSION,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "source": {"tokens_parquet": str(token_table), "files": len(part_dirs),
+                       "tokens_parquet_sha256": source_digest.hexdigest()},
+            "model_name": codebook.model_name, "layer": codebook.layer,
+            "codebook_sha256": codebook.sha256, "k": codebook.k, "vocab_offset": vocab["vocab_offset"],
+            "format": options.format, "combined_tokens_needed": options.format == "combined",
+            "target": options.target,
+            "instruction_default": options.instruction, "prompt_template": options.prompt_template,
+            "split": {"method": options.split_method, "clusters_tsv": options.clusters_tsv,
+                      "seed": options.seed, "fractions": dict(options.fractions)},
+            "counts": {"proteins_read": n_read, "without_target": n_without_target,
+                       "examples": n_read - n_without_target},
+            "warnings": finetune_warnings(n_read, n_read - n_without_target, options.target),
+            "structure_tokens_used": int(np.count_nonzero(structure_usage)),
+            "data_files": {split: [f["path"] for f in info["files"]] for split, info in splits.items()},
+            "splits": splits,
         }
-        for split in split_names
-    }
-    manifest = {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": {"tokens_parquet": str(tokens_parquet), "tokens_parquet_sha256": file_sha256(tokens_parquet)},
-        "model_name": codebook.model_name, "layer": codebook.layer,
-        "codebook_sha256": codebook.sha256, "k": codebook.k, "vocab_offset": vocab["vocab_offset"],
-        "format": options.format, "combined_tokens_needed": options.format == "combined",
-        "instruction_default": options.instruction, "prompt_template": options.prompt_template,
-        "split": {"method": options.split_method, "clusters_tsv": options.clusters_tsv,
-                  "seed": options.seed, "fractions": dict(options.fractions)},
-        "counts": {"proteins_read": n_read, "without_target": n_without_target,
-                   "examples": n_read - n_without_target},
-        "structure_tokens_used": int(np.count_nonzero(structure_usage)),
-        "data_files": {split: [f["path"] for f in info["files"]] for split, info in splits.items()},
-        "splits": splits,
-    }
-    with atomic_output(out_dir / "manifest.json") as tmp:
-        Path(tmp).write_text(json.dumps(manifest, indent=1) + "\n")
-    write_dataset_card(out_dir, manifest, source)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        write_dataset_card(tmp, manifest, source)
+    for warning in manifest["warnings"]:
+        log.warning("%s: %s", out_dir, warning)
     return manifest
+
+
+def write_finetune_data(token_table: str | os.PathLike, vocab_json: str | os.PathLike,
+                        codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
+                        options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta") -> dict[str, Any]:
+    """The SFT folder of a whole token table (a Parquet file, or a folder of them such as the
+    pipeline's ``tokens.parquet``): one part per file, then :func:`assemble_finetune_data`."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.parts.", dir=out_dir.parent) as scratch:
+        parts = []
+        for number, table_file in enumerate(token_table_files(token_table)):
+            parts.append(Path(scratch) / f"part_{number:05d}")
+            write_finetune_part(table_file, vocab_json, codebook_npz, parts[-1], options)
+        return assemble_finetune_data(parts, vocab_json, codebook_npz, out_dir, options, source=source,
+                                      token_table=token_table)
 
 
 def verify_finetune_data(out_dir: str | os.PathLike, *, codebook_sha256: str | None = None,

@@ -22,6 +22,7 @@ class OutputOptions(FromConfig):
 
 
 SPLIT_METHODS = ("sequence", "clusters")
+TARGETS = ("function", "description")  # the record text that becomes the completion
 DEFAULT_FRACTIONS = {"train": 0.9, "validation": 0.05, "test": 0.05}
 
 
@@ -30,6 +31,7 @@ class FinetuneOptions(FromConfig):
     """The ``finetune:`` section of the config."""
 
     format: str = "interleaved"
+    target: str = "function"
     instruction: str = "Describe the function of this protein."
     prompt_template: str = "{instruction}\n{protein}\n"
     split_method: str = "sequence"
@@ -42,6 +44,8 @@ class FinetuneOptions(FromConfig):
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"finetune.format {self.format!r} is not one of {FORMATS}")
+        if self.target not in TARGETS:
+            raise ValueError(f"finetune.target {self.target!r} is not one of {TARGETS}")
         if self.split_method not in SPLIT_METHODS:
             raise ValueError(f"finetune.split_method {self.split_method!r} is not one of {SPLIT_METHODS}")
         if self.split_method == "clusters" and not self.clusters_tsv:

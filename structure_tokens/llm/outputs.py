@@ -1,23 +1,31 @@
-"""The `llm_outputs` stage: ``tokens.parquet``, ``vocab.json`` and ``interleaved.jsonl`` from every shard."""
+"""The `llm_outputs` stage, one job per shard: the shard's part of the token table
+(``tokens.parquet/shard_NNNNN.parquet``), of the interleaved stream
+(``interleaved.jsonl/shard_NNNNN.jsonl``) and its token counts (``token_counts/shard_NNNNN.json``,
+from which the codebook summary and the report are drawn without reading the tokens again).
+
+``tokens.parquet`` and ``interleaved.jsonl`` are folders of these parts, one per shard in shard
+order: ``pd.read_parquet("tokens.parquet")`` reads the whole table, ``cat interleaved.jsonl/*.jsonl``
+gives the whole stream. ``vocab.json`` depends only on the codebook (:func:`write_vocab`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.codebook.metrics import unique_tokens_per_protein
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.codebook.metrics import shard_token_counts, unique_tokens_per_protein
+from structure_tokens.formats.atomic import atomic_outputs
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import Protein, read_shard
 from structure_tokens.formats.tokens import TokenShard
-from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
+from structure_tokens.formats.vocab import AMINO_ACIDS, amino_acid_indices, build_vocab
 from structure_tokens.llm.options import OutputOptions
 
 PARQUET_SCHEMA = pa.schema([
@@ -26,6 +34,7 @@ PARQUET_SCHEMA = pa.schema([
     ("sequence", pa.string()),
     ("length", pa.int64()),
     ("structure_tokens", pa.list_(pa.uint16())),
+    ("description", pa.string()),
     ("function", pa.string()),
     ("instruction", pa.string()),
     ("n_unique_tokens", pa.int64()),
@@ -33,93 +42,112 @@ PARQUET_SCHEMA = pa.schema([
 ])
 
 
+@dataclass(frozen=True)
+class AlignedShard:
+    """The proteins of a shard TSV in input order, with their tokens in the same order."""
+
+    proteins: list[Protein]
+    tokens: np.ndarray  # uint16, every protein's tokens one after the other
+    offsets: np.ndarray  # int64, len(proteins) + 1
+    n_unique_tokens: np.ndarray  # distinct tokens of each protein
+
+    def protein_tokens(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i]:self.offsets[i + 1]]
+
+
 def check_pairing(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike) -> None:
-    """Shard TSVs and token files must come in the same shard order (same ``shard_NNNNN`` stem)."""
+    """A shard TSV and its token file must be the same shard (same ``shard_NNNNN`` stem)."""
     if Path(shard_tsv).stem != Path(token_h5).stem:
-        raise ValueError(f"shard list and token list are not aligned: {shard_tsv} paired with {token_h5}")
+        raise ValueError(f"shard table and token file are not the same shard: {shard_tsv} paired with {token_h5}")
 
 
-def aligned_proteins(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike, codebook: Codebook,
-                     codebook_npz: str | os.PathLike) -> list[tuple[Protein, np.ndarray, int]]:
-    """``(protein, tokens, n_unique_tokens)`` for every protein of a shard TSV, in input order.
+def aligned_shard(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike, codebook: Codebook,
+                  codebook_npz: str | os.PathLike) -> AlignedShard:
+    """Every protein of a shard TSV, in input order, with its tokens.
 
     Fails unless the token file was made with ``codebook`` and holds exactly the TSV's proteins,
     each with one token per residue and the same sequence hash.
     """
+    check_pairing(shard_tsv, token_h5)
     proteins = read_shard(shard_tsv)
-    with TokenShard(token_h5) as tokens:
-        if tokens.codebook_sha256 != codebook.sha256:
-            raise ValueError(f"{token_h5} was made with codebook sha256 {tokens.codebook_sha256}, "
+    with TokenShard(token_h5) as shard:
+        if shard.codebook_sha256 != codebook.sha256:
+            raise ValueError(f"{token_h5} was made with codebook sha256 {shard.codebook_sha256}, "
                              f"not with {codebook_npz} ({codebook.sha256})")
-        index = {protein_id: i for i, protein_id in enumerate(tokens.ids)}
+        index = {protein_id: i for i, protein_id in enumerate(shard.ids)}
         missing = [p.id for p in proteins if p.id not in index]
         if missing or len(index) != len(proteins):
             raise ValueError(f"{token_h5} has {len(index)} proteins, {shard_tsv} has {len(proteins)}; "
                              f"proteins without tokens: {missing[:5]}")
-        unique = unique_tokens_per_protein(tokens.tokens, tokens.offsets, tokens.k)
-        aligned = []
-        for protein in proteins:
-            i = index[protein.id]
-            protein_tokens = tokens.protein(i)
-            if len(protein_tokens) != len(protein.sequence) or tokens.sequence_hashes[i] != protein.sequence_hash:
+        order = np.array([index[p.id] for p in proteins], dtype=np.int64)
+        lengths = np.diff(shard.offsets)[order]
+        for protein, i, length in zip(proteins, order, lengths):
+            if length != len(protein.sequence) or shard.sequence_hashes[i] != protein.sequence_hash:
                 raise ValueError(
-                    f"{token_h5}: protein {protein.id} has {len(protein_tokens)} tokens (sequence hash "
-                    f"{tokens.sequence_hashes[i]}) but {shard_tsv} has a sequence of length "
+                    f"{token_h5}: protein {protein.id} has {length} tokens (sequence hash "
+                    f"{shard.sequence_hashes[i]}) but {shard_tsv} has a sequence of length "
                     f"{len(protein.sequence)} (hash {protein.sequence_hash})")
-            aligned.append((protein, protein_tokens, int(unique[i])))
-    return aligned
+        if np.array_equal(order, np.arange(len(order))):  # the token file keeps the input order (as written)
+            tokens, offsets = shard.tokens, shard.offsets
+        else:
+            tokens = np.concatenate([shard.protein(i) for i in order] or [np.zeros(0, dtype=np.uint16)])
+            offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return AlignedShard(proteins, tokens, offsets, unique_tokens_per_protein(tokens, offsets, codebook.k))
 
 
-def parquet_table(shard: str, aligned: list[tuple[Protein, np.ndarray, int]]) -> pa.Table:
-    """The ``tokens.parquet`` rows of one shard."""
+def parquet_table(shard: str, aligned: AlignedShard) -> pa.Table:
+    """The token-table rows of one shard."""
+    proteins = aligned.proteins
+    structure_tokens = pa.ListArray.from_arrays(pa.array(aligned.offsets, pa.int32()),
+                                                pa.array(aligned.tokens, pa.uint16()))
     return pa.table({
-        "id": [p.id for p, _, _ in aligned],
-        "aliases": [list(p.aliases) for p, _, _ in aligned],
-        "sequence": [p.sequence for p, _, _ in aligned],
-        "length": [len(p.sequence) for p, _, _ in aligned],
-        "structure_tokens": [tokens for _, tokens, _ in aligned],
-        "function": [p.function for p, _, _ in aligned],
-        "instruction": [p.instruction for p, _, _ in aligned],
-        "n_unique_tokens": [n for _, _, n in aligned],
-        "shard": [shard] * len(aligned),
+        "id": [p.id for p in proteins],
+        "aliases": [list(p.aliases) for p in proteins],
+        "sequence": [p.sequence for p in proteins],
+        "length": np.diff(aligned.offsets),
+        "structure_tokens": structure_tokens,
+        "description": [p.description for p in proteins],
+        "function": [p.function for p in proteins],
+        "instruction": [p.instruction for p in proteins],
+        "n_unique_tokens": aligned.n_unique_tokens,
+        "shard": [shard] * len(proteins),
     }, schema=PARQUET_SCHEMA)
 
 
-def write_llm_outputs(
-    shard_tsvs: Sequence[str | os.PathLike],
-    token_h5s: Sequence[str | os.PathLike],
-    codebook_npz: str | os.PathLike,
-    options: OutputOptions = OutputOptions(),
-    *,
-    out_parquet: str | os.PathLike,
-    out_vocab: str | os.PathLike,
-    out_jsonl: str | os.PathLike,
-) -> dict[str, Any]:
-    """Stream every shard (shard order, proteins in input order) into the three LLM outputs.
+def interleaved_lines(aligned: AlignedShard, vocab: dict[str, Any], where: str) -> Iterator[str]:
+    """One ``interleaved.jsonl`` line per protein: ``{"id", "tokens", "ids", "function"}`` exactly as
+    ``json.dumps`` writes it, built from per-token JSON pieces instead of a list per residue."""
+    names = list(AMINO_ACIDS) + vocab["structure_tokens"]  # position: amino acid i, then 20 + token
+    name_pieces = np.array([json.dumps(name) for name in names], dtype=object)
+    id_pieces = np.array([str(vocab["token_to_id"][name]) for name in names], dtype=object)
+    if aligned.tokens.size and int(aligned.tokens.max()) >= len(vocab["structure_tokens"]):
+        raise ValueError(f"{where}: token {int(aligned.tokens.max())} is outside the vocabulary")
+    for i, protein in enumerate(aligned.proteins):
+        try:
+            residues = amino_acid_indices(protein.sequence)
+        except ValueError as error:
+            raise ValueError(f"{where}: protein {protein.id}: {error}") from None
+        positions = np.empty(2 * len(residues), dtype=np.int64)
+        positions[0::2] = residues
+        positions[1::2] = aligned.protein_tokens(i).astype(np.int64) + len(AMINO_ACIDS)
+        yield (f'{{"id": {json.dumps(protein.id)}, "tokens": [{", ".join(name_pieces[positions].tolist())}], '
+               f'"ids": [{", ".join(id_pieces[positions].tolist())}], "function": {json.dumps(protein.function)}}}\n')
 
-    ``tokens.parquet`` is written one row group per shard, ``interleaved.jsonl`` one line per
-    protein; memory holds one shard at a time. All three files appear only on success.
-    """
-    if len(shard_tsvs) != len(token_h5s):
-        raise ValueError(f"{len(shard_tsvs)} shard TSVs but {len(token_h5s)} token files")
+
+def write_shard_outputs(shard_tsv: str | os.PathLike, token_h5: str | os.PathLike, codebook_npz: str | os.PathLike,
+                        options: OutputOptions = OutputOptions(), *, out_parquet: str | os.PathLike,
+                        out_jsonl: str | os.PathLike, out_counts: str | os.PathLike) -> dict[str, Any]:
+    """One shard's token-table part, interleaved-stream part and token counts; the three files
+    appear together, only on success. Returns the counts (without the per-code lists)."""
     codebook = Codebook.load(codebook_npz)
     vocab = build_vocab(codebook.k, options.vocab_offset)
-    n_proteins = n_residues = 0
-    with ExitStack() as stack:
-        parquet_tmp = stack.enter_context(atomic_output(out_parquet))
-        jsonl_tmp = stack.enter_context(atomic_output(out_jsonl))
-        writer = stack.enter_context(pq.ParquetWriter(parquet_tmp, PARQUET_SCHEMA))
-        jsonl = stack.enter_context(open(jsonl_tmp, "w"))
-        for shard_tsv, token_h5 in zip(shard_tsvs, token_h5s):
-            check_pairing(shard_tsv, token_h5)
-            aligned = aligned_proteins(shard_tsv, token_h5, codebook, codebook_npz)
-            writer.write_table(parquet_table(Path(shard_tsv).stem, aligned))
-            for protein, tokens, _ in aligned:
-                strings, ids = interleave(protein.sequence, tokens, vocab)
-                jsonl.write(json.dumps({"id": protein.id, "tokens": strings, "ids": ids,
-                                        "function": protein.function}) + "\n")
-            n_proteins += len(aligned)
-            n_residues += sum(len(tokens) for _, tokens, _ in aligned)
-    write_vocab(out_vocab, codebook.k, options.vocab_offset, codebook.sha256)
-    return {"n_shards": len(shard_tsvs), "n_proteins": n_proteins, "n_residues": n_residues,
-            "vocab_size": len(vocab["token_to_id"]), "codebook_sha256": codebook.sha256}
+    aligned = aligned_shard(shard_tsv, token_h5, codebook, codebook_npz)
+    shard = Path(shard_tsv).stem
+    counts = shard_token_counts(shard, aligned.tokens, aligned.offsets, aligned.n_unique_tokens, codebook,
+                                [p.id for p in aligned.proteins])
+    with atomic_outputs(out_parquet, out_jsonl, out_counts) as (parquet_tmp, jsonl_tmp, counts_tmp):
+        pq.write_table(parquet_table(shard, aligned), parquet_tmp)
+        with open(jsonl_tmp, "w", encoding="utf-8") as jsonl:
+            jsonl.writelines(interleaved_lines(aligned, vocab, str(shard_tsv)))
+        counts_tmp.write_text(json.dumps(counts) + "\n")
+    return {key: value for key, value in counts.items() if not isinstance(value, list)}

@@ -6,7 +6,6 @@ This module draws what other stages computed; it computes no metric of its own.
 from __future__ import annotations
 
 import os
-from typing import Sequence
 
 import matplotlib
 
@@ -14,7 +13,7 @@ matplotlib.use("Agg")  # before pyplot: figures are files, never windows
 import matplotlib.pyplot as plt
 import numpy as np
 
-from structure_tokens.codebook.metrics import describe_histogram, perplexity, token_statistics, utilization
+from structure_tokens.codebook.metrics import describe_histogram, perplexity, utilization
 from structure_tokens.evaluation.projection import Projection
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.vocab import structure_token_names
@@ -61,10 +60,11 @@ def plot_pca(projection: Projection, out_png: str | os.PathLike) -> None:
     save_figure(fig, out_png)
 
 
-def plot_token_usage(token_h5s: Sequence[str | os.PathLike], k: int, out_png: str | os.PathLike, *,
+def plot_token_usage(counts: np.ndarray, distinct_histogram: np.ndarray, out_png: str | os.PathLike, *,
                      model_name: str, layer: int) -> None:
-    """Left: residues per code, sorted by frequency; right: distinct tokens per protein."""
-    counts, distinct_histogram = token_statistics(token_h5s, k)
+    """Left: residues per code (``counts``), sorted by frequency; right: distinct tokens per protein
+    (``distinct_histogram[n]`` proteins with ``n`` distinct tokens)."""
+    k = len(counts)
     fig, (usage_ax, unique_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     ranked = np.sort(counts)[::-1]
     usage_ax.bar(np.arange(k), ranked, width=1.0, color="tab:blue")

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,6 +17,9 @@ import pandas as pd
 from structure_tokens.report.plots import save_figure
 
 BENCHMARK_COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mib"}
+MAX_LABELLED_SHARDS = 40  # the throughput figure names each shard up to this many
+MAX_LISTED_SHARDS = 100  # the run summary lists each shard up to this many
+N_SLOWEST_SHARDS = 10
 
 
 def input_tables(prepare_summary: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
@@ -30,16 +35,34 @@ def input_tables(prepare_summary: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
             "records by reason (skipped, or kept with a note)": reasons}
 
 
+def finetune_table(manifest: Mapping[str, Any]) -> pd.DataFrame:
+    """The instruction data at a glance: target, examples per split, proteins left out, warnings."""
+    counts = manifest["counts"]
+    rows = [("completion text (finetune.target)", manifest.get("target", "function")),
+            ("proteins read", counts["proteins_read"]),
+            ("proteins without that text (left out)", counts["without_target"]),
+            *((f"examples: {split}", info["examples"]) for split, info in manifest["splits"].items()),
+            *(("WARNING", warning) for warning in manifest.get("warnings", []))]
+    return pd.DataFrame(rows, columns=["what", "value"])
+
+
+def read_benchmark(path: Path) -> dict[str, float]:
+    """The last row of a Snakemake ``benchmark:`` file, the columns of :data:`BENCHMARK_COLUMNS`
+    (``-``, not measured, as NaN). Plain text reading: a run has a file per shard job."""
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t"))
+    header, last = rows[0], rows[-1]
+    values = dict(zip(header, last))
+    return {name: float(values[column]) if values.get(column, "-") != "-" else math.nan
+            for column, name in BENCHMARK_COLUMNS.items()}
+
+
 def rule_times(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
     """Jobs, wall and CPU seconds and peak sampled memory per rule, from ``<rule>.tsv`` and
     ``<rule>/<wildcards>.tsv`` benchmark files (the jobs finished when this is called)."""
-    rows = []
     root = Path(benchmarks_dir)
-    for path in sorted(root.rglob("*.tsv")):
-        rule = path.relative_to(root).parts[0].removesuffix(".tsv")
-        frame = pd.read_csv(path, sep="\t")
-        rows.append({"rule": rule, **{name: float(frame[column].iloc[-1]) for column, name in
-                                      BENCHMARK_COLUMNS.items() if column in frame}})
+    rows = [{"rule": path.relative_to(root).parts[0].removesuffix(".tsv"), **read_benchmark(path)}
+            for path in sorted(root.rglob("*.tsv"))]
     if not rows:
         return pd.DataFrame(columns=["rule", "jobs", *BENCHMARK_COLUMNS.values()])
     jobs = pd.DataFrame(rows)
@@ -48,28 +71,54 @@ def rule_times(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
     return table.reset_index()
 
 
-def throughput_table(throughput: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per embedded shard: residues, seconds, residues/s, padding, device."""
+def throughput_tables(throughput: Sequence[Mapping[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Embedding throughput for the run summary page: one row per shard up to
+    :data:`MAX_LISTED_SHARDS` shards; beyond, one row per rule and device and the slowest shards."""
     columns = ["shard", "residues", "seconds", "residues_per_s", "padding_fraction", "device", "dtype"]
-    return pd.DataFrame([{column: entry.get(column) for column in columns} for entry in throughput], columns=columns)
+    shards = pd.DataFrame([{column: entry.get(column) for column in columns} for entry in throughput], columns=columns)
+    if len(shards) <= MAX_LISTED_SHARDS:
+        return {"embedding throughput per shard": shards}
+    shards["rule"] = shards["shard"].str.split("/").str[0]
+    by_rule = shards.groupby(["rule", "device"]).agg(
+        shards=("shard", "size"), residues=("residues", "sum"), seconds=("seconds", "sum"),
+        median_residues_per_s=("residues_per_s", "median"), min_residues_per_s=("residues_per_s", "min"),
+        max_residues_per_s=("residues_per_s", "max"))
+    slowest = shards.nsmallest(N_SLOWEST_SHARDS, "residues_per_s")[columns]
+    return {f"embedding throughput by rule and device ({len(shards)} shards)": by_rule.reset_index(),
+            f"the {N_SLOWEST_SHARDS} slowest shards": slowest}
 
 
 def load_throughput(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
-    """The per-shard throughput JSON files the embedding jobs wrote, labelled by their rule."""
+    """The per-shard throughput JSON files the embedding jobs wrote, labelled by their rule (without
+    their progress samples, which the report does not draw)."""
     loaded = []
     for path in paths:
         entry = json.loads(Path(path).read_text())
+        entry.pop("progress", None)
         entry["shard"] = f"{Path(path).parent.name}/{entry['shard']}"
         loaded.append(entry)
     return loaded
 
 
 def plot_throughput(throughput: Sequence[Mapping[str, Any]], model_name: str, out_png: str | os.PathLike) -> None:
-    """Residues/s of every embedded shard (bars), with the device each ran on."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(throughput) + 2), 4))
-    rates = [entry.get("residues_per_s") or 0 for entry in throughput]
-    ax.bar(np.arange(len(throughput)), rates, color="tab:green")
-    ax.set_xticks(np.arange(len(throughput)), [entry["shard"] for entry in throughput], rotation=90, fontsize=7)
+    """Residues/s of every embedded shard, with the device each ran on, in a figure of fixed size:
+    a labelled bar per shard up to :data:`MAX_LABELLED_SHARDS` shards, beyond that a point per
+    shard over its shard number (one colour per rule) and the median."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    rates = np.array([entry.get("residues_per_s") or 0 for entry in throughput], dtype=float)
+    if len(throughput) <= MAX_LABELLED_SHARDS:
+        ax.bar(np.arange(len(throughput)), rates, color="tab:green")
+        ax.set_xticks(np.arange(len(throughput)), [entry["shard"] for entry in throughput], rotation=90, fontsize=7)
+    else:
+        rules = [entry["shard"].split("/")[0] for entry in throughput]
+        numbers = np.array([int(entry["shard"].rsplit("_", 1)[-1]) for entry in throughput])
+        for rule in sorted(set(rules)):
+            chosen = np.array([r == rule for r in rules])
+            ax.scatter(numbers[chosen], rates[chosen], s=6, linewidths=0, label=f"{rule} ({chosen.sum()} shards)")
+        ax.axhline(np.median(rates), color="black", linestyle="--", linewidth=1,
+                   label=f"median {np.median(rates):,.0f} residues/s")
+        ax.set_xlabel("shard number")
+        ax.legend(loc="lower right", fontsize=8)
     ax.set_ylabel("residues / s")
     devices = sorted({str(entry.get("device")) for entry in throughput})
     ax.set_title(f"Embedding throughput per shard ({model_name}; {', '.join(devices)})")

@@ -68,6 +68,17 @@ def example_lines(codebook_summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def finetune_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """Examples per split of the instruction data, proteins left out, and its warnings first."""
+    counts, target = manifest["counts"], manifest.get("target", "function")
+    lines = [f"WARNING: {warning}." for warning in manifest.get("warnings", [])]
+    lines += ["" if lines else None,
+              f"- completion text: `{target}`; {counts['without_target']} of {counts['proteins_read']} proteins "
+              f"have none and are left out",
+              *(f"- {split}: {info['examples']} examples" for split, info in manifest["splits"].items())]
+    return [line for line in lines if line is not None]
+
+
 def write_summary_md(
     out_md: str | os.PathLike,
     *,
@@ -75,8 +86,10 @@ def write_summary_md(
     codebook_summary: Mapping[str, Any],
     training: Mapping[str, Any],
     files: Mapping[str, Sequence[str | os.PathLike]],
+    finetune_manifest: Mapping[str, Any] | None = None,
 ) -> str:
-    """Write the run summary (inputs, model, codebook metrics, examples, files); return its text."""
+    """Write the run summary (inputs, model, codebook metrics, examples, instruction data, files);
+    return its text."""
     out_md = Path(out_md)
     model_name, k = codebook_summary["model_name"], codebook_summary["k"]
     lines = [f"# Structure tokens: run summary (K={k})", ""]
@@ -88,6 +101,8 @@ def write_summary_md(
               f"- embedding dim: {codebook_summary.get('dim', training.get('dim'))}", ""]
     lines += ["## Codebook", "", *codebook_table(codebook_summary, training), ""]
     lines += ["## Example tokenized proteins", "", *example_lines(codebook_summary), ""]
+    if finetune_manifest is not None:
+        lines += ["## Instruction data (sft/)", "", *finetune_lines(finetune_manifest), ""]
     lines += ["## Files", ""]
     for label, paths in files.items():
         for path in paths:
