@@ -2,7 +2,7 @@
 
 Run locally:    snakemake --cores 4
 Run on SLURM:   snakemake --profile profiles/slurm
-See README.md for every configuration key and output file.
+See docs/configuration.md for every configuration key and docs/outputs.md for every output file.
 """
 
 import sys

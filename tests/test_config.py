@@ -91,8 +91,10 @@ def test_command_line_values_are_read_as_yaml_where_the_schema_wants_no_string()
 
 
 def readme_config_examples() -> list[list[str]]:
-    """Every `snakemake ... --config ...` command of README.md, split as the shell would."""
-    commands = re.findall(r"^(snakemake [^\n`]*--config [^\n`]*)$", (REPO / "README.md").read_text(), flags=re.M)
+    """Every `snakemake ... --config ...` command of README.md and docs/*.md, split as the shell would."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    text = "\n".join(page.read_text() for page in pages)
+    commands = re.findall(r"^(snakemake [^\n`]*--config [^\n`]*)$", text, flags=re.M)
     return [shlex.split(command)[1:] for command in commands]
 
 

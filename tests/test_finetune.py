@@ -217,12 +217,12 @@ def test_cli_finetune_data(tmp_path, pipeline_outputs, capsys):
 
 
 def test_readme_example_runs_offline(tmp_path, monkeypatch, capfd):
-    """The "Minimal example" of README.md, executed as written."""
+    """The "Minimal example" of docs/finetuning.md, executed as written."""
     pytest.importorskip("transformers")
-    doc = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    doc = (Path(__file__).resolve().parents[1] / "docs/finetuning.md").read_text()
     example = re.search(r"### Minimal example.*?```python\n(.*?)```", doc, re.S).group(1)
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})
+    exec(compile(example, "docs/finetuning.md", "exec"), {"__name__": "readme_example"})
     output = capfd.readouterr()
     assert re.fullmatch(r"batch \(2, \d+\), loss \d+\.\d+, 39 protein tokens mapped", output.out.strip())
     assert "within the vocabulary" not in output.err  # transformers' complaint about GPT-2's default ids
