@@ -62,3 +62,11 @@ rule all:
     input:
         final_outputs(),
         shard_outputs,
+
+
+rule all_tokens:
+    """Target `snakemake all_tokens`: the token table and interleaved stream of every shard, and the
+    vocabulary, without the report, the instruction data or the evaluation."""
+    input:
+        f"{OUT}/vocab.json",
+        shard_outputs,
