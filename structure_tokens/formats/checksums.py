@@ -136,7 +136,7 @@ def read_strings(path: str | os.PathLike, h5: h5py.File, name: str, *, optional:
     if optional and name not in h5:
         return []
     with reading(path, f"dataset {name}"):
-        return h5[name].asstr()[()].tolist()
+        return [value.decode("utf-8") for value in h5[name][()].tolist()]
 
 
 def verify_datasets(path: str | os.PathLike, h5: h5py.File) -> None:
