@@ -240,3 +240,17 @@ def test_damage_a_reader_finds_in_a_recorded_file_is_found_again_by_the_next_che
         TokenShard(path)
     [damaged] = integrity.damaged_shard_files(out)
     assert damaged.path == path and verified == [path]
+
+
+def test_a_file_deleted_while_the_check_runs_is_not_reported(tmp_path, monkeypatch):
+    """A `temp()` embedding shard removed by a running workflow while a `-n` checks the folder."""
+    out = tmp_path / "copy"
+    shutil.copytree(output_folder(tmp_path), out)
+    real_verify = integrity.SHARD_FOLDERS["embeddings"]
+
+    def deleted_first(path):
+        path.unlink()
+        real_verify(path)
+
+    monkeypatch.setitem(integrity.SHARD_FOLDERS, "embeddings", deleted_first)
+    assert integrity.damaged_shard_files(out) == []

@@ -2,8 +2,8 @@
 
 A shard is written in the HDF5 1.10 file format, whose metadata (object headers with the
 attributes, chunk indexes) carry Jenkins checksums; every dataset is chunked with HDF5's
-Fletcher-32 filter, which HDF5 checks on every chunk it reads; strings, datasets and attributes
-alike, are fixed-length, so none lives in the unchecked global heap. A flipped bit anywhere in a
+Fletcher-32 filter, which HDF5 checks on every chunk it reads; strings, in datasets and
+attributes alike, are fixed-length, so none lives in the unchecked global heap. A flipped bit anywhere in a
 shard either leaves what it holds unchanged (unused bytes) or makes reading it fail
 (``tests/test_integrity.py`` flips every byte of small shards). Readers turn such failures into a
 :class:`DamagedShard` naming the file and what could not be read.

@@ -34,11 +34,13 @@ def damaged_shard_files(output_dir: str | os.PathLike) -> list[DamagedShard]:
             try:
                 state = file_state(path)
                 verify(path)
+                unchanged = file_state(path) == state
             except FileNotFoundError:
-                continue  # removed since the listing (a temp() file)
+                continue  # removed since the listing (a temp() file deleted by a running workflow)
             except DamagedShard as error:
-                damaged.append(error)
+                if path.exists():
+                    damaged.append(error)
                 continue
-            if file_state(path) == state:
+            if unchanged:
                 record_verified(path, state)
     return damaged
