@@ -4,8 +4,7 @@ import glob
 import json
 
 from structure_tokens.envs import env_file
-from structure_tokens.formats.embeddings import is_complete as embeddings_complete
-from structure_tokens.formats.tokens import is_complete as tokens_complete
+from structure_tokens.formats.integrity import damaged_shard_files
 from structure_tokens.slurm import gpu_job_resources
 
 OUT = config["output_dir"]
@@ -84,31 +83,19 @@ def per_shard(pattern, shards=shard_ids):
     return lambda wildcards: expand(pattern, shard=shards())
 
 
-def damaged_shard_files():
-    """Shard HDF5 files that exist but fail their completeness check.
-
-    Outputs are renamed into place only when complete, so this catches files damaged later (a
-    bad copy, a full disk, manual edits).
-    """
-    damaged = []
-    for folder, complete in (("embeddings", embeddings_complete), ("tokens", tokens_complete)):
-        for path in sorted(glob.glob(os.path.join(OUT, folder, "shard_*.h5"))):
-            if not complete(path):
-                damaged.append(path)
-    return damaged
-
-
 def mark_damaged_files_outdated():
     """Make Snakemake rebuild every damaged shard file and everything made from it.
 
-    Nothing is deleted: each damaged file keeps its bytes (for inspection) but gets the
-    modification time 0 (1970), so Snakemake's `mtime` rerun trigger (on by default) sees it as
-    older than its inputs; the job that made it runs again, replacing it atomically, and every job
-    downstream follows. Runs in the main Snakemake process only, not in the jobs it submits.
+    `damaged_shard_files` verifies every checksum of each shard file not known intact in its
+    present state (see `structure_tokens.formats.integrity`). Nothing is deleted: each damaged file
+    keeps its bytes (for inspection) but gets the modification time 0 (1970), so Snakemake's
+    `mtime` rerun trigger (on by default) sees it as older than its inputs; the job that made it
+    runs again, replacing it atomically, and every job downstream follows. Runs in the main
+    Snakemake process only, not in the jobs it submits.
     """
-    for path in damaged_shard_files():
-        logger.warning(f"{path} is incomplete or corrupt: it and everything made from it will be rebuilt")
-        os.utime(path, ns=(0, 0))
+    for damaged in damaged_shard_files(OUT):
+        logger.warning(f"{damaged}: it and everything made from it will be rebuilt")
+        os.utime(damaged.path, ns=(0, 0))
 
 
 if workflow.is_main_process and OUTPUT_FOLDER_LOCK is not False:  # not while another run holds the folder

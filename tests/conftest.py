@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 import yaml
 
@@ -35,6 +37,21 @@ def crash_embedder_on_batch(monkeypatch, number: int):
 
     monkeypatch.setattr(Embedder, "_run", run)
     return lambda: monkeypatch.setattr(Embedder, "_run", real_run)
+
+
+def flip_bit_in_dataset(path: Path, dataset: str, byte: int = 1, bit: int = 0) -> None:
+    """Flip one bit of the stored data of ``dataset`` (its first chunk) in an HDF5 file, then set the
+    file's access and modification times back: bit rot, or an edit that hides itself."""
+    with h5py.File(path, "r") as h5:
+        stored = h5[dataset].id
+        offset = stored.get_offset() if h5[dataset].chunks is None else stored.get_chunk_info(0).byte_offset
+    times = path.stat()
+    with open(path, "r+b") as handle:
+        handle.seek(offset + byte)
+        value = handle.read(1)[0]
+        handle.seek(offset + byte)
+        handle.write(bytes([value ^ (1 << bit)]))
+    os.utime(path, ns=(times.st_atime_ns, times.st_mtime_ns))
 
 
 def run_snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None,

@@ -25,3 +25,19 @@ def test_embed_throughput_runs_every_method_and_reports_its_numbers(tmp_path):
     assert any("scaled_dot_product" in name for name in result["sdpa"]["padded"])
     assert set(result["shard_job_seconds"]) == {"embed", "embed_tokenize"}
     assert "| t6_8M | c_project |" in done.stdout and "c/a" in done.stdout
+
+
+def test_parse_time_benchmark_times_the_start_up_check_recorded_and_full(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks/parse_time.py"), "--shards", "3", "6",
+                           "--proteins", "60", "--length", "20", "--workdir", str(tmp_path)],
+                          capture_output=True, text=True, check=True)
+    assert "| recorded, warm (s) | recorded, cold (s) | full, cold (s) | full, warm (s) |" in done.stdout
+    assert "\n| 6 | " in done.stdout and not list(tmp_path.iterdir())
+
+
+def test_shard_checksum_benchmark_compares_fletcher32_and_sha256(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks/shard_checksum.py"), "--gib", "0.002", "--dim", "64",
+                           "--repeats", "1", "--workdir", str(tmp_path)], capture_output=True, text=True, check=True)
+    for step in ("write, fletcher32=True", "read, fletcher32=False", "sha256 of the array", "embeddings.verify"):
+        assert f"| {step}" in done.stdout
+    assert "Fletcher-32 adds" in done.stdout

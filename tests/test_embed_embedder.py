@@ -191,11 +191,11 @@ def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tm
     stats = embed_shard(shard, tiny_checkpoint, tmp_path / "out.h5", EmbedOptions(long_policy="skip"))
     assert stats["skipped_ids"] == ["p0"] and stats["embedded_now"] == 1 and stats["n_residues"] == 30
     with EmbeddingShard(tmp_path / "out.h5") as out:
-        assert out.ids == ["p1"] and out.attrs["skipped_ids"] == "p0"
+        assert out.ids == ["p1"] and out.skipped_ids == ["p0"]
         assert {k: out.attrs[k] for k in ("model_name", "layer", "long_policy", "window", "window_overlap",
                                           "compute_dtype", "dtype", "embed_dim", "format_version")} == {
             "model_name": tiny_checkpoint.stem, "layer": 2, "long_policy": "skip", "window": WINDOW,
-            "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 1}
+            "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 2}
         assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]
 
 

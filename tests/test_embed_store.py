@@ -30,7 +30,7 @@ def test_layout_reading_and_completeness(tmp_path):
     with h5py.File(path) as h5:
         assert h5["embeddings"].dtype == np.float16 and h5["embeddings"].shape == (6, 4)
         assert h5["offsets"][()].tolist() == [0, 3, 5, 6] and h5["ids"].asstr()[()].tolist() == ["a", "b", "c"]
-        assert h5.attrs["model_name"] == "esm2_test" and h5.attrs["format_version"] == 1
+        assert h5.attrs["model_name"] == b"esm2_test" and h5.attrs["format_version"] == 2
     with EmbeddingShard(path) as shard:
         assert shard.ids == ["a", "b", "c"] and shard.sequence_hashes == ["ha", "hb", "hc"]
         assert (shard.n_residues, shard.dim) == (6, 4)
@@ -54,7 +54,8 @@ def test_damaged_files_are_not_complete(tmp_path):
         h5["offsets"][2] = 5
         del h5["sequence_hash"]
     assert not is_complete(path)
-    with pytest.raises(ValueError, match="shard_00000.h5: missing, truncated or not a complete embedding shard"):
+    with pytest.raises(ValueError, match=r"shard_00000.h5 is incomplete or corrupt: not a complete embedding shard "
+                                         r"\(no dataset sequence_hash\)"):
         EmbeddingShard(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -18,6 +19,7 @@ from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
 from structure_tokens.llm.options import OutputOptions
 from structure_tokens.llm.outputs import write_shard_outputs
+from conftest import flip_bit_in_dataset
 from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
 
 
@@ -164,6 +166,27 @@ def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
     assert not [path for folder in written if folder.exists() for path in folder.iterdir()]  # no part, no temporary
 
 
+
+
+@pytest.mark.parametrize("damage", ["flipped bit", "token out of range"])
+def test_llm_outputs_fail_on_a_damaged_tokens_file_naming_it(damage, tokenized, tmp_path):
+    """What `--forcerun llm_outputs` meets if a tokens file is damaged in a way the workflow's
+    start-up check cannot see (bit rot that changes no file metadata), or was written with a token
+    outside the codebook: an error naming the file and the problem, and no output."""
+    path = tokenized["tokens"][1]
+    if damage == "flipped bit":
+        flip_bit_in_dataset(path, "tokens")
+        problem = "dataset tokens fails its checksum"
+    else:
+        with h5py.File(path, "a") as h5:
+            h5["tokens"][3] = N_BLOBS
+        problem = f"token {N_BLOBS} of protein .* is out of range for a codebook of k={N_BLOBS}"
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))} is incomplete or corrupt: {problem}"):
+        write_shard_outputs(tokenized["tsvs"][1], path, tokenized["codebook"], OutputOptions(),
+                            out_parquet=tmp_path / "t.parquet", out_jsonl=tmp_path / "i.jsonl",
+                            out_counts=tmp_path / "c.json")
+    assert not any(tmp_path.glob("t.parquet")) and not any(tmp_path.glob("i.jsonl"))
+    assert not any(tmp_path.glob("c.json"))
 
 
 def test_tokens_file_layout(tokenized):

@@ -22,7 +22,7 @@ from structure_tokens.formats.embeddings import EmbeddingShard, is_complete
 from structure_tokens.formats.shards import read_shard
 from structure_tokens.formats.tokens import is_complete as tokens_complete
 
-from conftest import REPO, crash_embedder_on_batch, run_snakemake, write_test_config
+from conftest import REPO, crash_embedder_on_batch, flip_bit_in_dataset, run_snakemake, write_test_config
 
 K = 16
 
@@ -192,20 +192,35 @@ def test_corrupt_shard_file_is_rebuilt(run, tmp_path, tiny_checkpoint):
                                   pd.read_parquet(run / "tokens.parquet"))
 
 
-@pytest.mark.parametrize("damaged, size", [("tokens/shard_00001.h5", lambda n: 3000),
-                                           ("embeddings/shard_00002.h5", lambda n: n // 2),
-                                           ("embeddings/shard_00000.h5", lambda n: n // 2)])
-def test_shard_damaged_after_a_finished_run_is_rebuilt(run, tmp_path, damaged, size):
-    """A finished run, then one shard file truncated: the rerun rebuilds it and what was made from it
-    (for a training shard: the codebook, also as a user whom file modes bind), the outputs equal the
-    clean run's, and the next rerun has nothing to do."""
+def truncate_to(size):
+    """Damage: cut the file to ``size(its size)`` bytes (a copy gone wrong, a full disk)."""
+    return lambda path: path.write_bytes(path.read_bytes()[: size(path.stat().st_size)])
+
+
+def flip_a_bit_of(dataset):
+    """Damage: one bit of ``dataset``'s data flipped, the file's mtime kept (bit rot, a hidden edit)."""
+    return lambda path: flip_bit_in_dataset(path, dataset)
+
+
+@pytest.mark.parametrize("damaged, damage, problem", [
+    ("tokens/shard_00001.h5", truncate_to(lambda n: 3000), ""),
+    ("embeddings/shard_00002.h5", truncate_to(lambda n: n // 2), ""),
+    ("tokens/shard_00001.h5", flip_a_bit_of("tokens"), ": dataset tokens fails its checksum"),
+    ("embeddings/shard_00002.h5", flip_a_bit_of("embeddings"), ": dataset embeddings fails its checksum"),
+    ("embeddings/shard_00000.h5", truncate_to(lambda n: n // 2), ""),
+], ids=["tokens-truncated", "embeddings-truncated", "tokens-bit-flip", "embeddings-bit-flip",
+        "training-embeddings-truncated"])
+def test_shard_damaged_after_a_finished_run_is_rebuilt(run, tmp_path, damaged, damage, problem):
+    """A finished run, then one shard file damaged: the rerun names it, rebuilds it and what was made
+    from it (for a training shard: the codebook, also as a user whom file modes bind), the outputs
+    equal the clean run's, and the next rerun has nothing to do."""
     workdir = tmp_path / "run"
     shutil.copytree(run.parent, workdir, symlinks=True)  # outputs, config and Snakemake's metadata
     path = workdir / "results" / damaged
-    path.write_bytes(path.read_bytes()[: size(path.stat().st_size)])
+    damage(path)
     config = str(workdir / "config.yaml")
     out = run_snakemake(workdir, "--configfile", config, "--cores", "2")
-    assert f"{Path(damaged).name} is incomplete or corrupt" in out.stdout + out.stderr
+    assert f"{Path(damaged).name} is incomplete or corrupt{problem}" in out.stdout + out.stderr
     assert (is_complete if damaged.startswith("embeddings") else tokens_complete)(path)
     assert_same_outputs(workdir / "results", run, LLM_OUTPUTS)
     again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
@@ -255,6 +270,33 @@ def test_llm_outputs_job_killed_while_writing_leaves_nothing_behind(run, tmp_pat
     run_snakemake(workdir, "--configfile", config, "--cores", "2")
     assert not list(results.rglob(".*.tmp"))
     assert_same_outputs(results, run, LLM_OUTPUTS)
+    again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_bit_rot_the_start_up_check_cannot_see_fails_the_job_naming_the_shard_then_is_rebuilt(run, tmp_path):
+    """A bit of a finished tokens shard flipped without any change to the file's metadata (emulated
+    by recording the damaged file as verified): `--forcerun llm_outputs` fails with an error naming
+    the shard and the dataset, and the next run rebuilds the shard and ends like a clean run."""
+    from structure_tokens.formats.checksums import record_verified
+
+    workdir = tmp_path / "run"
+    shutil.copytree(run.parent, workdir, symlinks=True)
+    path = workdir / "results/tokens/shard_00001.h5"
+    flip_bit_in_dataset(path, "tokens")
+    record_verified(path)
+    config = str(workdir / "config.yaml")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", config, "--cores", "2", "--forcerun", "llm_outputs"]
+    failed = subprocess.run(cmd, capture_output=True, text=True)
+    assert failed.returncode != 0 and "will be rebuilt" not in failed.stdout + failed.stderr  # unseen at start-up
+    last = (workdir / "results/logs/llm_outputs.log").read_text().splitlines()[-1]
+    assert "DamagedShard: results/tokens/shard_00001.h5 is incomplete or corrupt: dataset tokens fails its checksum" \
+        in last
+    out = run_snakemake(workdir, "--configfile", config, "--cores", "2")
+    assert "shard_00001.h5 is incomplete or corrupt: dataset tokens fails its checksum" in out.stdout + out.stderr
+    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook_summary_K16.json"):
+        assert (workdir / "results" / name).read_bytes() == (run / name).read_bytes(), name
     again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 

@@ -340,8 +340,8 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     """Embed one shard into ``out_h5``, resuming after the batches an interrupted run finished.
 
     Progress is logged at a bounded rate (:mod:`structure_tokens.embed.progress`). Proteins left
-    out by ``long_policy: skip`` are listed in the file's ``skipped_ids`` attribute (``;``-joined)
-    and in the returned stats, which also hold the shard's throughput numbers.
+    out by ``long_policy: skip`` are listed in the file's ``skipped_ids`` dataset and in the
+    returned stats, which also hold the shard's throughput numbers.
     """
     proteins = read_shard(shard_tsv)
     model, alphabet, model_name = load_esm2(checkpoint)
@@ -358,8 +358,6 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
             for index, embedding in finished:
                 writer.add(proteins[index].id, embedding)
             progress.add(len(finished), sum(proteins[index].length for index, _ in finished))
-        skipped = [proteins[i].id for i in plan.skipped]
-        if skipped:
-            writer.attrs["skipped_ids"] = ";".join(skipped)
+        skipped = writer.skipped_ids = [proteins[i].id for i in plan.skipped]
     return {"n_proteins": len(proteins), "embedded_now": progress.proteins, "resumed": len(done),
             "skipped_ids": skipped, "n_residues": progress.residues, **progress.finish()}

@@ -26,9 +26,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import h5py
 import numpy as np
 
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.checksums import checked_dataset, create_shard_file, record_verified, string_array
 
 log = logging.getLogger(__name__)
 QUEUED_BATCHES = 2  # batches handed to the writer thread and not yet on disk, at most
@@ -50,7 +52,8 @@ class ResumableShardWriter:
     the caller skips them. Batches of other settings, unreadable ones, and proteins whose sequence
     or fingerprint changed or that left the shard are discarded with a warning. Leaving the
     ``with`` block normally finalises the output; an exception keeps the batches. Subclasses write
-    the output in :meth:`_write`.
+    the output's datasets in :meth:`_write`; ``skipped_ids``, the shard's proteins left out on
+    purpose (``long_policy: skip``), become the dataset ``skipped_ids`` when there are any.
     """
 
     def __init__(self, path: str | os.PathLike, *, proteins: Sequence[tuple[str, str, str]], meta: dict[str, Any],
@@ -61,6 +64,7 @@ class ResumableShardWriter:
         self.dtype = np.dtype(dtype)
         self.meta = {"row_shape": list(self.row_shape), "dtype": self.dtype.str, **meta}
         self.partial = partial_dir(self.path)
+        self.skipped_ids: list[str] = []
         self.expected = {protein_id: (digest, fingerprint) for protein_id, digest, fingerprint in proteins}
         if len(self.expected) != len(proteins):
             raise ValueError(f"{self.path}: protein ids are not unique")
@@ -198,18 +202,22 @@ class ResumableShardWriter:
         return [protein_id for protein_id in self.expected if protein_id in self._found]
 
     def finalise(self) -> None:
-        """Write the output from all batches in shard order, rename it into place, remove the batches."""
+        """Write the output (a checksummed HDF5 file) from all batches in shard order, rename it into
+        place, record it as verified (see ``structure_tokens.formats.checksums``), remove the batches."""
         self.flush(wait=True)
         self._writer.shutdown()
         ids = self._ordered_ids()
         lengths = [self._found[i][2] - self._found[i][1] for i in ids]
         offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
-        with atomic_output(self.path) as tmp:
-            self._write(tmp, ids, [self.expected[i][0] for i in ids], offsets)
+        with atomic_output(self.path) as tmp, create_shard_file(tmp) as h5:
+            self._write(h5, ids, [self.expected[i][0] for i in ids], offsets)
+            if self.skipped_ids:
+                checked_dataset(h5, "skipped_ids", data=string_array(self.skipped_ids))
+        record_verified(self.path)
         self._values.clear()
         shutil.rmtree(self.partial)
 
-    def _write(self, tmp: Path, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
+    def _write(self, h5: h5py.File, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
         raise NotImplementedError
 
     def __enter__(self) -> "ResumableShardWriter":
