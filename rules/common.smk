@@ -1,6 +1,5 @@
 """Paths, shard discovery, damaged-file detection and config helpers shared by every rule."""
 
-import glob
 import json
 
 from structure_tokens.envs import env_file
