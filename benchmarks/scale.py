@@ -87,20 +87,21 @@ def first_records(n: int, out: Path) -> None:
 
 
 def rule_peaks(results: Path) -> dict[str, dict]:
-    """Per rule: jobs and total seconds (``benchmark:`` files), and the largest peak RSS of its jobs.
+    """Per rule: jobs, total wall and CPU seconds (``benchmark:`` files), and the largest peak RSS of its jobs.
 
     The peak RSS is the kernel's high-water mark that every job logs when it exits (exact, where
     the ``benchmark:`` files only sample memory about once a second); the sampled value is kept too.
     Per-shard rules also list each job's peak under ``job_peak_rss_mib`` (by shard).
     """
     peaks: dict[str, dict] = defaultdict(
-        lambda: {"jobs": 0, "seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
+        lambda: {"jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
     for tsv in (results / "job_benchmarks").rglob("*.tsv"):
         rule = tsv.parent.name if tsv.parent.name != "job_benchmarks" else tsv.stem
         row = pd.read_csv(tsv, sep="\t").iloc[0]
         peak = peaks[rule]
         peak["jobs"] += 1
         peak["seconds"] += float(row["s"])
+        peak["cpu_seconds"] += float(row["cpu_time"])
         if row["max_rss"] != "-":
             peak["sampled_max_rss_mb"] = max(peak["sampled_max_rss_mb"], float(row["max_rss"]))
     pattern = re.compile(re.escape(PEAK_RSS_MESSAGE).replace("%\\.1f", r"([0-9.]+)"))
@@ -277,8 +278,9 @@ def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: 
         commands[rule], _ = snakemake(workdir, config, "--cores", "2", "--notemp", *targets[rule])
     _, rest = snakemake(workdir, config, "-n")
     rules = rule_peaks(results)
-    per_shard = {rule: max(pd.read_csv(tsv, sep="\t").iloc[0]["s"]
-                           for tsv in (results / "job_benchmarks" / rule).glob("*.tsv"))
+    per_shard = {rule: {column: max(pd.read_csv(tsv, sep="\t").iloc[0][column]
+                                    for tsv in (results / "job_benchmarks" / rule).glob("*.tsv"))
+                        for column in ("s", "cpu_time")}
                  for rule in ("llm_outputs", "finetune_shard")}
     return {"n_proteins": n, "shard_size": shard_size, "k": k, **made,
             "planned_jobs": {rule: int(count) for rule, count in planned.items()},
@@ -286,6 +288,7 @@ def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: 
             "snakemake_s": {rule: round(seconds, 1) for rule, seconds in commands.items()},
             "rules": {rule: rules[rule] for rule in TAIL_RULES},
             "after_last_shard_s": round(sum(rules[rule]["seconds"] for rule in AFTER_LAST_SHARD), 2),
+            "after_last_shard_cpu_s": round(sum(rules[rule]["cpu_seconds"] for rule in AFTER_LAST_SHARD), 2),
             "after_last_shard_snakemake_s": round(sum(commands[rule] for rule in AFTER_LAST_SHARD), 1),
             "slowest_shard_job_s": per_shard,
             "disk_mb": {name: size_mb(results / name) for name in
