@@ -2,7 +2,8 @@
 the 1M-protein plan, and the steps after the tokens at 100k and 1M proteins.
 
   python benchmarks/scale.py --sizes 1000 5000 20000 --modes keep one-pass --synthetic 1000000 --out docs/scale.json
-  python benchmarks/scale.py --sizes --synthetic 0 --tail 100000 1000000 --out docs/scale_tail.json
+  python benchmarks/scale.py --sizes --synthetic 0 --tail 100000 1000000 --tail-many-shards 1000 10000 \
+      --out docs/scale_tail.json
 
 Part 1 runs the whole pipeline (tiny random ESM-2 on CPU, K=64) on the first N real proteins of
 `../shared/data/sequences/mmseqs2_examples_DB.fasta.gz`, keeping embeddings and in one-pass
@@ -14,6 +15,8 @@ of a one-pass run would have left (shard tables of synthetic proteins with funct
 drawn from the real distribution; token shards written with the project's own ``TokenWriter``;
 the training shards' embeddings, a K=512 codebook and the throughput files), then runs each rule
 alone with Snakemake (its outputs as targets, 2 cores) and reads every job's wall time and exact peak RSS.
+``--tail-many-shards`` times the rules that wait for the last shard at 1,000 or 10,000 shards (10
+proteins each; the per-shard outputs made in-process by the same functions as the jobs).
 Not a test: it reports what it measured.
 """
 
@@ -43,7 +46,10 @@ from structure_tokens.formats.codebook import Codebook  # noqa: E402
 from structure_tokens.formats.embeddings import EmbeddingWriter  # noqa: E402
 from structure_tokens.formats.shards import Protein, shard_name, write_shard  # noqa: E402
 from structure_tokens.formats.tokens import TokenWriter  # noqa: E402
+from structure_tokens.formats.vocab import write_vocab  # noqa: E402
 from structure_tokens.inputs.readers import read_fasta  # noqa: E402
+from structure_tokens.llm.finetune import write_finetune_part  # noqa: E402
+from structure_tokens.llm.outputs import write_shard_outputs  # noqa: E402
 from structure_tokens.workflow_logging import PEAK_RSS_MESSAGE  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,20 +93,21 @@ def first_records(n: int, out: Path) -> None:
 
 
 def rule_peaks(results: Path) -> dict[str, dict]:
-    """Per rule: jobs and total seconds (``benchmark:`` files), and the largest peak RSS of its jobs.
+    """Per rule: jobs, total wall and CPU seconds (``benchmark:`` files), and the largest peak RSS of its jobs.
 
     The peak RSS is the kernel's high-water mark that every job logs when it exits (exact, where
     the ``benchmark:`` files only sample memory about once a second); the sampled value is kept too.
     Per-shard rules also list each job's peak under ``job_peak_rss_mib`` (by shard).
     """
     peaks: dict[str, dict] = defaultdict(
-        lambda: {"jobs": 0, "seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
+        lambda: {"jobs": 0, "seconds": 0.0, "cpu_seconds": 0.0, "peak_rss_mib": 0.0, "sampled_max_rss_mb": 0.0})
     for tsv in (results / "job_benchmarks").rglob("*.tsv"):
         rule = tsv.parent.name if tsv.parent.name != "job_benchmarks" else tsv.stem
         row = pd.read_csv(tsv, sep="\t").iloc[0]
         peak = peaks[rule]
         peak["jobs"] += 1
         peak["seconds"] += float(row["s"])
+        peak["cpu_seconds"] += float(row["cpu_time"])
         if row["max_rss"] != "-":
             peak["sampled_max_rss_mb"] = max(peak["sampled_max_rss_mb"], float(row["max_rss"]))
     pattern = re.compile(re.escape(PEAK_RSS_MESSAGE).replace("%\\.1f", r"([0-9.]+)"))
@@ -249,9 +256,29 @@ def png_size(path: Path) -> list[int]:
     return [int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")]
 
 
-def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: int = 4, dim: int = 8) -> dict:
-    """Every rule after the tokens on ``n`` synthetic proteins, each rule alone (temp files kept)."""
-    workdir = root / f"tail_{n}"
+def shard_outputs_in_process(results: Path, shards: list[str], k: int) -> None:
+    """What the per-shard jobs (`llm_outputs`, `vocab`, `finetune_shard`) write, made by the same package
+    functions in this process (no Snakemake job per shard)."""
+    codebook = results / f"codebook/codebook_K{k}.npz"
+    for shard in shards:
+        write_shard_outputs(results / f"prepared/shards/{shard}.tsv", results / f"tokens/{shard}.h5", codebook,
+                            out_parquet=results / f"tokens.parquet/{shard}.parquet",
+                            out_jsonl=results / f"interleaved.jsonl/{shard}.jsonl",
+                            out_counts=results / f"token_counts/{shard}.json")
+    write_vocab(results / "vocab.json", k, 0, Codebook.load(codebook).sha256)
+    for shard in shards:
+        write_finetune_part(results / f"tokens.parquet/{shard}.parquet", results / "vocab.json", codebook,
+                            results / f"sft_parts/{shard}")
+
+
+def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: int = 4, dim: int = 8, *,
+             shard_jobs: bool = True) -> dict:
+    """Every rule after the tokens on ``n`` synthetic proteins, each rule alone (temp files kept).
+
+    Without ``shard_jobs``, the per-shard outputs are made in this process and only the rules that
+    wait for the last shard run (to time them at many shards without thousands of jobs here).
+    """
+    workdir = root / f"tail_{n}_{shard_size}"
     results = workdir / "results"
     fasta, checkpoint = workdir / "input.fasta", workdir / "model.pt"
     workdir.mkdir()
@@ -272,20 +299,27 @@ def tail_run(n: int, root: Path, shard_size: int, k: int = 512, n_train_shards: 
                "codebook_summary": [f"results/codebook_summary_K{k}.json"],
                "finetune_data": ["results/sft"],
                "report": ["results/report/summary.md"]}
+    if not shard_jobs:
+        start = time.perf_counter()
+        shard_outputs_in_process(results, shards, k)
+        made["shard_outputs_in_process_s"] = round(time.perf_counter() - start, 1)
     commands = {}
-    for rule in TAIL_RULES:  # each rule alone: its outputs as targets, everything upstream already there
+    run_rules = TAIL_RULES if shard_jobs else AFTER_LAST_SHARD
+    for rule in run_rules:  # each rule alone: its outputs as targets, everything upstream already there
         commands[rule], _ = snakemake(workdir, config, "--cores", "2", "--notemp", *targets[rule])
     _, rest = snakemake(workdir, config, "-n")
     rules = rule_peaks(results)
-    per_shard = {rule: max(pd.read_csv(tsv, sep="\t").iloc[0]["s"]
-                           for tsv in (results / "job_benchmarks" / rule).glob("*.tsv"))
-                 for rule in ("llm_outputs", "finetune_shard")}
+    per_shard = {rule: {column: max(pd.read_csv(tsv, sep="\t").iloc[0][column]
+                                    for tsv in (results / "job_benchmarks" / rule).glob("*.tsv"))
+                        for column in ("s", "cpu_time")}
+                 for rule in ("llm_outputs", "finetune_shard") if shard_jobs}
     return {"n_proteins": n, "shard_size": shard_size, "k": k, **made,
             "planned_jobs": {rule: int(count) for rule, count in planned.items()},
             "nothing_left": "Nothing to be done" in rest,
             "snakemake_s": {rule: round(seconds, 1) for rule, seconds in commands.items()},
-            "rules": {rule: rules[rule] for rule in TAIL_RULES},
+            "rules": {rule: rules[rule] for rule in run_rules},
             "after_last_shard_s": round(sum(rules[rule]["seconds"] for rule in AFTER_LAST_SHARD), 2),
+            "after_last_shard_cpu_s": round(sum(rules[rule]["cpu_seconds"] for rule in AFTER_LAST_SHARD), 2),
             "after_last_shard_snakemake_s": round(sum(commands[rule] for rule in AFTER_LAST_SHARD), 1),
             "slowest_shard_job_s": per_shard,
             "disk_mb": {name: size_mb(results / name) for name in
@@ -304,6 +338,9 @@ def main() -> None:
     parser.add_argument("--tail", nargs="*", type=int, default=[],
                         help="proteins for part 3, the rules after the tokens (e.g. 100000 1000000)")
     parser.add_argument("--tail-shard-size", type=int, default=10000)
+    parser.add_argument("--tail-many-shards", nargs="*", type=int, default=[],
+                        help="shard counts at which to time only the rules that wait for the last shard "
+                             "(10 proteins a shard, per-shard outputs made in-process), e.g. 1000 10000")
     parser.add_argument("--real-fasta", type=Path, default=REAL_FASTA,
                         help="the real proteins (first records, and the length distribution)")
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
@@ -317,7 +354,11 @@ def main() -> None:
         for n in args.tail:
             results["tail"].append(tail_run(n, root, args.tail_shard_size))
             print(json.dumps(results["tail"][-1]), flush=True)
-            shutil.rmtree(root / f"tail_{n}")
+            shutil.rmtree(root / f"tail_{n}_{args.tail_shard_size}")
+        for n_shards in args.tail_many_shards:
+            results["tail"].append(tail_run(10 * n_shards, root, 10, shard_jobs=False))
+            print(json.dumps(results["tail"][-1]), flush=True)
+            shutil.rmtree(root / f"tail_{10 * n_shards}_10")
         for mode in args.modes:
             for n in args.sizes:
                 results["real"].append(real_run(n, mode, root, checkpoint))

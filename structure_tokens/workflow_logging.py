@@ -35,8 +35,21 @@ def configure_logging(log_path: str | None) -> logging.Logger:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident set size of this process so far, in MiB.
+
+    On Linux, the high-water mark of this program's own memory (``VmHWM``): ``ru_maxrss`` would
+    also count the process that started it (Linux keeps it across ``exec``), so every job started
+    by Snakemake would report at least the Snakemake process's size. Elsewhere, ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss / 1024 if sys.platform != "darwin" else maxrss / 2**20  # KiB on Linux, bytes on macOS
 
 
 class _JobEnding:

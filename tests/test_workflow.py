@@ -154,6 +154,19 @@ def test_llm_outputs(run):
     assert record["ids"] == [vocab["token_to_id"][t] for t in record["tokens"]]
 
 
+def test_token_table_and_stream_load_as_one_dataset(run, monkeypatch, tmp_path):
+    """The README's one-liners: the folders of shard parts read as one table, in shard order."""
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    table = pd.read_parquet(run / "tokens.parquet")
+    loaded = datasets.load_dataset("parquet", data_dir=str(run / "tokens.parquet"), split="train",
+                                   cache_dir=str(tmp_path))
+    assert loaded["id"] == table.id.tolist()
+    stream = datasets.load_dataset("json", data_dir=str(run / "interleaved.jsonl"), split="train",
+                                   cache_dir=str(tmp_path))
+    assert stream["id"] == table.id.tolist() and len(stream[0]["tokens"]) == 2 * len(table.sequence[0])
+
+
 def test_report(run):
     for name in ("clustering_pca.png", "token_usage.png"):
         assert (run / "report" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -23,6 +23,20 @@ def test_a_job_logs_its_peak_rss_when_it_exits(tmp_path):
     assert 200 < peak < 2000
 
 
+def test_the_peak_is_the_jobs_own_not_that_of_the_process_that_started_it(tmp_path):
+    """A small job started by a large process (as Snakemake starts every job) logs its own peak."""
+    log = tmp_path / "job.log"
+    job = ("from structure_tokens.workflow_logging import configure_logging\n"
+           f"configure_logging({str(log)!r}).info('working')\n")
+    starter = ("import subprocess, sys\n"
+               "import numpy as np\n"
+               "block = np.ones(400 * 2**20 // 8)  # 400 MiB, touched, before the job starts\n"
+               f"subprocess.run([sys.executable, '-c', {job!r}], check=True)\n")
+    subprocess.run([sys.executable, "-c", starter], check=True, cwd=REPO)
+    peak = float(re.search(r"peak RSS of this job: ([0-9.]+) MiB", log.read_text()).group(1))
+    assert peak < 150
+
+
 def test_a_failing_job_ends_its_log_with_the_error_and_traceback(tmp_path):
     log = tmp_path / "job.log"
     script = ("from structure_tokens.workflow_logging import configure_logging\n"
