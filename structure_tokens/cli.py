@@ -1,4 +1,4 @@
-"""``structure-tokens`` command line: tokenize, decode, extend a tokenizer, build SFT data (no Snakemake)."""
+"""structure-tokens command line: tokenize, decode, extend a tokenizer, build SFT data (no Snakemake)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from structure_tokens.embed.options import DEVICES
 from structure_tokens.formats.atomic import atomic_output
 from structure_tokens.formats.manifest import ManifestWriter
 from structure_tokens.formats.vocab import FORMATS
@@ -154,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "records skipped (as `prepare` skips them) and why go to OUT.skipped.tsv")
     tokenize.add_argument("--format", choices=FORMATS, default="interleaved", help="rendering of `text`")
     tokenize.add_argument("--vocab", help="also write vocab.json here")
-    tokenize.add_argument("--vocab-offset", type=int, default=0)
-    tokenize.add_argument("--device", choices=("auto", "cuda", "cpu"))
+    tokenize.add_argument("--vocab-offset", type=int, default=0,
+                          help="id of the first vocabulary token, as llm.vocab_offset (default: 0)")
+    tokenize.add_argument("--device", choices=DEVICES, help="as model.device (default: auto, CUDA when available)")
     tokenize.add_argument("--layer", type=int, help="must be the codebook's layer (default: the model's)")
     tokenize.add_argument("--long-policy", choices=LONG_POLICIES,
                           help="proteins over 1022 residues (default: windows); as `model.long_policy`")
@@ -178,17 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--vocab", required=True, help="vocab.json")
     finetune.add_argument("--codebook", required=True, help="codebook_K*.npz")
     finetune.add_argument("--out", required=True, help="output folder")
-    finetune.add_argument("--format", choices=FORMATS, default=FinetuneOptions.format)
+    finetune.add_argument("--format", choices=FORMATS, default=FinetuneOptions.format,
+                          help=f"how proteins are rendered, as finetune.format (default: {FinetuneOptions.format})")
     finetune.add_argument("--target", choices=TARGETS, default=FinetuneOptions.target,
                           help="record text used as the completion")
     finetune.add_argument("--instruction", default=FinetuneOptions.instruction,
                           help="instruction for proteins whose source had none")
-    finetune.add_argument("--split-method", choices=SPLIT_METHODS, default=FinetuneOptions.split_method)
+    finetune.add_argument("--split-method", choices=SPLIT_METHODS, default=FinetuneOptions.split_method,
+                          help=f"as finetune.split_method (default: {FinetuneOptions.split_method})")
     finetune.add_argument("--clusters", help="cluster TSV (representative, member) for --split-method clusters")
     finetune.add_argument("--fractions", type=parse_fractions, default=dict(DEFAULT_FRACTIONS),
                           help="e.g. train=0.9,validation=0.05,test=0.05")
-    finetune.add_argument("--seed", type=int, default=FinetuneOptions.seed)
-    finetune.add_argument("--rows-per-shard", type=int, default=FinetuneOptions.rows_per_shard)
+    finetune.add_argument("--seed", type=int, default=FinetuneOptions.seed,
+                          help=f"seed of the split, as finetune.seed (default: {FinetuneOptions.seed})")
+    finetune.add_argument("--rows-per-shard", type=int, default=FinetuneOptions.rows_per_shard,
+                          help=f"rows per Parquet file (default: {FinetuneOptions.rows_per_shard})")
     finetune.add_argument("--no-jsonl", action="store_true", help="Parquet shards only")
     finetune.set_defaults(run=run_finetune_data)
     return parser

@@ -215,3 +215,14 @@ def test_cli_decode_accepts_a_byte_order_mark(tmp_path, capsys):
     vocab.write_bytes("\ufeff".encode() + json.dumps(build_vocab(16)).encode())
     assert main(["decode", "--vocab", str(vocab), "<protein><aa:M><S001><aa:K><S002></protein>"]) == 0
     assert capsys.readouterr().out.strip() == "MK"
+
+
+def test_cli_help_has_no_markup_and_every_option_explains_itself():
+    from structure_tokens.cli import build_parser
+
+    parser = build_parser()
+    assert "``" not in parser.format_help()
+    for command, sub in parser._subparsers._group_actions[0].choices.items():
+        for action in sub._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, f"structure-tokens {command} {action.option_strings[0]} has no help text"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from structure_tokens.inputs.validate import ESM2_WINDOW
+from structure_tokens.inputs.validate import ESM2_WINDOW, LONG_POLICIES
 from structure_tokens.options import FromConfig
 
 WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
 DTYPE_NAMES = ("float16", "bfloat16", "float32")
-LONG_POLICIES = ("windows", "truncate", "skip")
+DEVICES = ("auto", "cuda", "cpu")
 TEST_MODEL_MARKERS = ("tiny", "random")
 ESM2_LAYERS = {"esm2_t6_8M_UR50D": 6, "esm2_t12_35M_UR50D": 12, "esm2_t30_150M_UR50D": 30,
                "esm2_t33_650M_UR50D": 33, "esm2_t36_3B_UR50D": 36, "esm2_t48_15B_UR50D": 48}  # released models
@@ -42,6 +42,8 @@ class EmbedOptions(FromConfig):
     fast_attention: bool = True
 
     def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"model.device must be one of {DEVICES}, got {self.device!r}")
         if self.long_policy not in LONG_POLICIES:
             raise ValueError(f"model.long_policy must be one of {LONG_POLICIES}, got {self.long_policy!r}")
         if self.dtype != "auto" and self.dtype not in DTYPE_NAMES:
