@@ -16,6 +16,7 @@ this.
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 import os
@@ -42,7 +43,7 @@ def partial_dir(path: str | os.PathLike) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-class ResumableShardWriter:
+class ResumableShardWriter(abc.ABC):
     """Collect per-protein arrays of one shard; resume from earlier batches; finalise atomically.
 
     ``proteins`` lists the shard's ``(id, sequence_hash, fingerprint)`` in output order; the
@@ -217,8 +218,9 @@ class ResumableShardWriter:
         self._values.clear()
         shutil.rmtree(self.partial)
 
+    @abc.abstractmethod
     def _write(self, h5: h5py.File, ids: list[str], hashes: list[str], offsets: np.ndarray) -> None:
-        raise NotImplementedError
+        """Write the shard's datasets into the open file (the subclass's format)."""
 
     def __enter__(self) -> "ResumableShardWriter":
         return self
