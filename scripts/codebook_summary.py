@@ -6,11 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
 from structure_tokens.codebook.metrics import write_codebook_summary
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp = snakemake.input
 summary = write_codebook_summary(list(inp.counts), inp.codebook, inp.training, snakemake.output[0])
 log.info("codebook summary: %s", summary)

@@ -8,11 +8,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 from structure_tokens.embed.embedder import embed_shard
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.atomic import write_json
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 options = EmbedOptions.from_config(snakemake.params.model)
 out = snakemake.output
 stats = embed_shard(snakemake.input.shard, snakemake.input.checkpoint, out.embeddings, options)

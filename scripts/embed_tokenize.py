@@ -7,12 +7,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.atomic import write_json
-from structure_tokens.threads import limit_threads
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp = snakemake.input
 options = EmbedOptions.from_config(snakemake.params.model)
 out = snakemake.output

@@ -12,11 +12,9 @@ from structure_tokens.evaluation.options import EvaluationOptions
 from structure_tokens.evaluation.structure_agreement import evaluate_structures, write_structure_evaluation
 from structure_tokens.report.tables import agreement_sections, write_html_tables
 from structure_tokens.report.tracks import plot_token_label_distribution, plot_token_tracks
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 # Every residue of a chain needs a token, so long chains are always embedded in windows.
 embed_options = dataclasses.replace(EmbedOptions.from_config(params.model), long_policy="windows")

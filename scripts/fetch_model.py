@@ -6,11 +6,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
 from structure_tokens.embed.checkpoint import WeightsUnavailableError, download_weights
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 # The output is <cache_dir>/checkpoints/<name>.pt, the layout torch.hub and fair-esm use.
 cache_dir = Path(snakemake.output[0]).parent.parent
 try:

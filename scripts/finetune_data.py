@@ -7,11 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.llm.finetune import assemble_finetune_data
 from structure_tokens.llm.options import FinetuneOptions
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp, params = snakemake.input, snakemake.params
 options = FinetuneOptions.from_config(params.finetune)
 manifest = assemble_finetune_data(list(inp.parts), inp.vocab, inp.codebook, snakemake.output[0], options,

@@ -8,11 +8,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.evaluation.heldout import heldout_metrics
 from structure_tokens.report.tables import write_heldout_metrics
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 metrics = heldout_metrics(
     list(inp.embeddings),

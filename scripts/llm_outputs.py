@@ -7,11 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.llm.options import OutputOptions
 from structure_tokens.llm.outputs import write_shard_outputs
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp, out = snakemake.input, snakemake.output
 stats = write_shard_outputs(inp.shard, inp.tokens, inp.codebook, OutputOptions.from_config(snakemake.params.llm),
                             out_parquet=out.parquet, out_jsonl=out.interleaved, out_counts=out.counts)

@@ -7,11 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.inputs.options import InputOptions
 from structure_tokens.inputs.prepare import prepare_inputs
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 options = InputOptions.from_config(snakemake.params.input)
 summary = prepare_inputs(
     options.records(),

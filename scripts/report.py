@@ -20,11 +20,9 @@ from structure_tokens.report.run_summary import (
 )
 from structure_tokens.report.summary import write_summary_md
 from structure_tokens.report.tables import write_html_tables
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 inp, out, params = snakemake.input, snakemake.output, snakemake.params
 options = ReportOptions.from_config(params.report)
 summary = json.loads(Path(inp.summary).read_text())

@@ -5,11 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this checkout
 
-from structure_tokens.threads import limit_threads
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 stats = tokenize_shard(snakemake.input.embeddings, snakemake.input.codebook, snakemake.output[0])
 log.info("tokenized %s", stats)

@@ -7,11 +7,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.train import train_codebook_from_shards
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 codebook = train_codebook_from_shards(
     list(snakemake.input),
     snakemake.output.codebook,

@@ -8,11 +8,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import write_vocab
 from structure_tokens.llm.options import OutputOptions
-from structure_tokens.threads import limit_threads
-from structure_tokens.workflow_logging import configure_logging
+from structure_tokens.workflow_logging import start_job
 
-log = configure_logging(snakemake.log[0])
-log.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
+log = start_job(snakemake)
 codebook = Codebook.load(snakemake.input.codebook)
 options = OutputOptions.from_config(snakemake.params.llm)
 vocab = write_vocab(snakemake.output[0], codebook.k, options.vocab_offset, codebook.sha256)

@@ -7,6 +7,7 @@ import logging
 import resource
 import sys
 from types import TracebackType
+from typing import Any
 
 PEAK_RSS_MESSAGE = "peak RSS of this job: %.1f MiB"
 
@@ -31,6 +32,16 @@ def configure_logging(log_path: str | None) -> logging.Logger:
     ending = _JobEnding(logger)
     atexit.register(ending.at_exit)
     sys.excepthook = ending.on_uncaught_exception
+    return logger
+
+
+def start_job(snakemake: Any) -> logging.Logger:
+    """What every job script does first: log to the job's log file, cap its thread pools at the rule's
+    threads (and log the caps); returns the package logger."""
+    from structure_tokens.threads import limit_threads
+
+    logger = configure_logging(snakemake.log[0])
+    logger.info("thread pools capped at the rule's threads: %s", limit_threads(snakemake.threads))
     return logger
 
 
