@@ -1,10 +1,14 @@
-"""Every job caps its OpenMP, BLAS and torch thread pools at its rule's threads."""
+"""Every job caps its OpenMP, BLAS and torch thread pools at its rule's threads, and asks MKL for
+results that do not depend on them (tests/test_embed_determinism.py checks the bytes)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+
+from structure_tokens.threads import reproducible_blas
 
 from conftest import REPO
 
@@ -23,5 +27,13 @@ def test_limit_threads_caps_loaded_pools_torch_and_later_ones():
                             check=True)
     seen = json.loads(result.stdout)
     assert seen["set"]["threads"] == 1 and seen["set"]["torch"] == 1
+    assert seen["set"]["mkl_cbwr"] == "AUTO,STRICT"  # MKL's sums independent of the thread count
     assert seen["pools"] and set(seen["pools"]) == {1} and seen["torch"] == 1 and seen["omp"] == "1"
     assert seen["faiss"] == 1
+
+
+def test_a_reproducibility_setting_of_the_user_is_kept(monkeypatch):
+    monkeypatch.setenv("MKL_CBWR", "AVX2,STRICT")  # e.g. the same code branch on every node of a cluster
+    assert reproducible_blas() == "AVX2,STRICT"
+    monkeypatch.delenv("MKL_CBWR")
+    assert reproducible_blas() == "AUTO,STRICT" and os.environ["MKL_CBWR"] == "AUTO,STRICT"
