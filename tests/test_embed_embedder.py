@@ -68,7 +68,7 @@ def test_options_are_checked(tiny_checkpoint):
         embedder(tiny_checkpoint, long_policy="drop")
     with pytest.raises(ValueError, match="dtype must be 'auto' or one of"):
         embedder(tiny_checkpoint, dtype="half")
-    with pytest.raises(ValueError, match="layer 3 is outside the model's 0..2"):
+    with pytest.raises(ValueError, match="model.layer: 3 is outside the model's layers: 0..2"):
         embedder(tiny_checkpoint, layer=3)
     assert EmbedOptions.from_config({"layer": -2, "name": "esm2_t33_650M_UR50D"}) == EmbedOptions(layer=-2)
 
