@@ -303,13 +303,13 @@ def test_bit_rot_the_start_up_check_cannot_see_fails_the_job_naming_the_shard_th
            "--configfile", config, "--cores", "2", "--forcerun", "llm_outputs"]
     failed = subprocess.run(cmd, capture_output=True, text=True)
     assert failed.returncode != 0 and "will be rebuilt" not in failed.stdout + failed.stderr  # unseen at start-up
-    last = (workdir / "results/logs/llm_outputs.log").read_text().splitlines()[-1]
+    last = (workdir / "results/logs/llm_outputs/shard_00001.log").read_text().splitlines()[-1]
     assert "DamagedShard: results/tokens/shard_00001.h5 is incomplete or corrupt: dataset tokens fails its checksum" \
         in last
     out = run_snakemake(workdir, "--configfile", config, "--cores", "2")
     assert "shard_00001.h5 is incomplete or corrupt: dataset tokens fails its checksum" in out.stdout + out.stderr
-    for name in ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook_summary_K16.json"):
-        assert (workdir / "results" / name).read_bytes() == (run / name).read_bytes(), name
+    assert_same_outputs(workdir / "results", run,
+                        ("tokens.parquet", "interleaved.jsonl", "vocab.json", "codebook_summary_K16.json"))
     again = run_snakemake(workdir, "--configfile", config, "--cores", "1", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
 
