@@ -19,6 +19,16 @@ from typing import Iterator
 RANDOM_PART = re.compile(r"[a-z0-9_]{8}")  # what tempfile puts between prefix and suffix
 
 
+def _process_umask() -> int:
+    """The umask, read once at import (setting it to read it would race with writer threads)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+UMASK = _process_umask()
+
+
 def stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Temporary siblings of ``path`` (files or folders) left by earlier writes that never finished."""
     path = Path(path)
@@ -47,9 +57,7 @@ def _temporary(path: Path, folder: bool, *, clean: bool = True) -> Path:
         fd, name = tempfile.mkstemp(**options)
         os.close(fd)
         tmp = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod((0o777 if folder else 0o666) & ~umask)  # mkstemp/mkdtemp make 0600/0700; outputs get the usual modes
+    tmp.chmod((0o777 if folder else 0o666) & ~UMASK)  # mkstemp/mkdtemp make 0600/0700; outputs get the usual modes
     return tmp
 
 
