@@ -41,3 +41,19 @@ def test_shard_checksum_benchmark_compares_fletcher32_and_sha256(tmp_path):
     for step in ("write, fletcher32=True", "read, fletcher32=False", "sha256 of the array", "embeddings.verify"):
         assert f"| {step}" in done.stdout
     assert "Fletcher-32 adds" in done.stdout
+
+
+def test_scale_tail_runs_each_rule_after_the_tokens_and_reports_it(tmp_path):
+    """`benchmarks/scale.py --tail` on 3 small shards: every rule after the tokens runs, nothing is left."""
+    out = tmp_path / "tail.json"
+    subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/scale.py"), "--sizes", "--synthetic", "0", "--tail", "30",
+         "--tail-shard-size", "10", "--workdir", str(tmp_path), "--out", str(out),
+         "--real-fasta", str(REPO / "tests/data/real/sequences/mmseqs2_examples_DB_first2000.fasta.gz")],
+        capture_output=True, text=True, check=True)
+    tail = json.loads(out.read_text())["tail"][0]
+    assert tail["n_shards"] == 3 and tail["nothing_left"]
+    assert {rule: info["jobs"] for rule, info in tail["rules"].items()} == {
+        "llm_outputs": 3, "vocab": 1, "finetune_shard": 3, "codebook_summary": 1, "finetune_data": 1, "report": 1}
+    assert all(info["peak_rss_mib"] > 0 for info in tail["rules"].values())
+    assert tail["throughput_png_px"] == [1200, 480] and tail["disk_mb"]["sft"] > 0

@@ -43,6 +43,7 @@ import logging
 import os
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence, TextIO
 
@@ -72,7 +73,7 @@ SFT_SCHEMA = pa.schema([
 ])
 TOKEN_COLUMNS = ("id", "aliases", "sequence", "structure_tokens", "instruction")
 ROWS_PER_BATCH = 1024  # token-table rows read, and SFT rows written, at a time
-GROUPS_PER_RANGE = 1 << 20  # group hashes in memory at a time when counting distinct groups (8 MB)
+GROUPS_PER_RANGE = 1 << 18  # group hashes in memory at a time when counting distinct groups (2 MB)
 
 
 def split_of(group_key: str, seed: int, fractions: Mapping[str, float]) -> str:
@@ -320,19 +321,25 @@ def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.Path
     return part
 
 
-def count_distinct(sorted_files: Sequence[Path]) -> int:
-    """Distinct values over files of sorted, distinct uint64 values, one range of values at a time
-    (about :data:`GROUPS_PER_RANGE` values in memory, whatever the total)."""
-    arrays = [np.load(path, mmap_mode="r") for path in sorted_files]
-    total = sum(len(array) for array in arrays)
+def count_distinct(sorted_files: Sequence[Path], total: int) -> int:
+    """Distinct values over ``.npy`` files of sorted, distinct uint64 values (``total`` values in all).
+
+    The values are split by range into temporary files, one file at a time, and each range is then
+    counted alone: memory holds one file's values and one range (about :data:`GROUPS_PER_RANGE`
+    values), whatever the total.
+    """
     n_ranges = max(1, -(-total // GROUPS_PER_RANGE))
-    bounds = [i * 2**64 // n_ranges for i in range(n_ranges + 1)]
-    distinct = 0
-    for low, high in zip(bounds[:-1], bounds[1:]):
-        pieces = [array[np.searchsorted(array, np.uint64(low)):
-                        np.searchsorted(array, np.uint64(high)) if high < 2**64 else len(array)]
-                  for array in arrays]
-        distinct += len(np.unique(np.concatenate(pieces))) if pieces else 0
+    bounds = np.array([i * 2**64 // n_ranges for i in range(1, n_ranges)], dtype=np.uint64)
+    with ExitStack() as stack:
+        ranges = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(n_ranges)]
+        for path in sorted_files:
+            values = np.load(path)
+            for range_file, piece in zip(ranges, np.split(values, np.searchsorted(values, bounds))):
+                range_file.write(piece.tobytes())
+        distinct = 0
+        for range_file in ranges:
+            range_file.seek(0)
+            distinct += len(np.unique(np.frombuffer(range_file.read(), dtype=np.uint64)))
     return distinct
 
 
@@ -360,7 +367,7 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
     files: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
     jsonl: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
     group_files: dict[str, list[Path]] = {split: [] for split in split_names}
-    stats = {split: {"examples": 0, "residues": _Extremes(), "protein_tokens": _Extremes(),
+    stats = {split: {"examples": 0, "groups": 0, "residues": _Extremes(), "protein_tokens": _Extremes(),
                      "target_chars": _Extremes()} for split in split_names}
     structure_usage = np.zeros(codebook.k, dtype=np.int64)
     source_digest = hashlib.sha256()  # of the token-table files' digests (the part jobs hashed the files)
@@ -387,6 +394,7 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
                                              "sha256": entry["jsonl"]["sha256"]})
                 if info["groups"]:
                     group_files[split].append(folder / f"groups-{split}.npy")
+                stats[split]["groups"] += info["groups"]  # groups seen in several parts counted once per part
                 stats[split]["examples"] += info["examples"]
                 for key in ("residues", "protein_tokens", "target_chars"):
                     stats[split][key].merge(info[key])
@@ -394,7 +402,8 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
             source_digest.update(part["source_sha256"].encode())
             n_read += part["proteins_read"]
             n_without_target += part["without_target"]
-        splits = {split: {"examples": stats[split]["examples"], "groups": count_distinct(group_files[split]),
+        splits = {split: {"examples": stats[split]["examples"],
+                          "groups": count_distinct(group_files[split], stats[split]["groups"]),
                           "residues": stats[split]["residues"].sum,
                           "protein_tokens": stats[split]["protein_tokens"].described(),
                           "target_chars": stats[split]["target_chars"].described(),
