@@ -101,23 +101,6 @@ if workflow.is_main_process and OUTPUT_FOLDER_LOCK is not False:  # not while an
     mark_damaged_files_outdated()
 
 
-def upstream_benchmarks(wildcards=None):
-    """Benchmark files of every job the report follows: its run-time table reads these and no others."""
-    files = [
-        f"{OUT}/job_benchmarks/{rule}.tsv"
-        for rule in ("prepare", "train_codebook", "vocab", "codebook_summary", "finetune_data")
-    ]
-    per_shard_rules = {
-        "embed": embedded_shard_ids(),
-        "llm_outputs": shard_ids(),
-        "finetune_shard": shard_ids(),
-        ("tokenize" if KEEP_EMBEDDINGS else "embed_tokenize"): shard_ids(),
-    }
-    for rule, shards in per_shard_rules.items():
-        files += expand(f"{OUT}/job_benchmarks/{rule}/{SHARD}.tsv", shard=shards)
-    return files
-
-
 def throughput_files(wildcards=None):
     """The per-shard throughput JSON files of every embedding job of the run."""
     files = expand(f"{OUT}/job_benchmarks/embed/{SHARD}.json", shard=embedded_shard_ids())

@@ -11,7 +11,6 @@ rule report:
         training=f"{OUT}/codebook/training_K{K}.json",
         prepared=f"{OUT}/prepared/prepare_summary.json",
         throughput=throughput_files,
-        benchmarks=upstream_benchmarks,
     output:
         pca=report(
             f"{OUT}/report/clustering_pca.png",

@@ -95,16 +95,14 @@ def test_throughput_figure_and_table_stay_readable_at_any_number_of_shards(tmp_p
         assert by_rule.set_index("rule")["shards"].to_dict() == {"embed": 20, "embed_tokenize": n_shards - 20}
 
 
-def test_rule_times_read_the_given_benchmark_files(tmp_path):
+def test_rule_times_read_every_benchmark_file(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     (tmp_path / "llm_outputs").mkdir()
     for i in range(3):
         row = f"{i + 1}.5\t0:00:01\t{100 + i}\t1\t1\t1\t0\t0\t0\t1.0\n"
         (tmp_path / f"llm_outputs/shard_{i:05d}.tsv").write_text(header + row)
     (tmp_path / "vocab.tsv").write_text(header + "0.2\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t0.1\n")  # too short to sample
-    (tmp_path / "heldout_metrics.tsv").write_text(header + "9.0\t0:00:09\t1\t1\t1\t1\t0\t0\t0\t9.0\n")
-    table = rule_times(sorted(tmp_path.rglob("shard_*.tsv")) + [tmp_path / "vocab.tsv"], tmp_path).set_index("rule")
-    assert "heldout_metrics" not in table.index  # not an input of the report: not read
+    table = rule_times(tmp_path).set_index("rule")
     assert table.loc["llm_outputs", "jobs"] == 3 and table.loc["llm_outputs", "wall_s"] == pytest.approx(7.5)
     assert table.loc["llm_outputs", "max_rss_mib"] == 102 and np.isnan(table.loc["vocab", "max_rss_mib"])
 

@@ -57,13 +57,12 @@ def read_benchmark(path: Path) -> dict[str, float]:
             for column, name in BENCHMARK_COLUMNS.items()}
 
 
-def rule_times(benchmark_files: Sequence[str | os.PathLike], benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
-    """Jobs, wall and CPU seconds and peak sampled memory per rule, from the given
-    ``<benchmarks_dir>/<rule>.tsv`` and ``<benchmarks_dir>/<rule>/<wildcards>.tsv`` benchmark files
-    (the report's declared inputs, so the table does not depend on which other jobs happen to be done)."""
+def rule_times(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
+    """Jobs, wall and CPU seconds and peak sampled memory per rule, from ``<rule>.tsv`` and
+    ``<rule>/<wildcards>.tsv`` benchmark files (the jobs finished when this is called)."""
     root = Path(benchmarks_dir)
-    rows = [{"rule": Path(path).relative_to(root).parts[0].removesuffix(".tsv"), **read_benchmark(Path(path))}
-            for path in sorted(benchmark_files)]
+    rows = [{"rule": path.relative_to(root).parts[0].removesuffix(".tsv"), **read_benchmark(path)}
+            for path in sorted(root.rglob("*.tsv"))]
     if not rows:
         return pd.DataFrame(columns=["rule", "jobs", *BENCHMARK_COLUMNS.values()])
     jobs = pd.DataFrame(rows)
