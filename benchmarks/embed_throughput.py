@@ -174,12 +174,12 @@ def run(arch: str, sequences: list[str], original_n: int, device: torch.device, 
     seed_subset = sequences[:original_n]
 
     def plain(dtype: torch.dtype):
-        model, alphabet, _ = load_esm2(checkpoint)
+        model, alphabet, *_ = load_esm2(checkpoint)
         return model.to(device=device, dtype=dtype).eval(), alphabet
 
     synchronize(device)
     start = time.perf_counter()
-    model, alphabet, _ = load_esm2(checkpoint)
+    model, alphabet, *_ = load_esm2(checkpoint)
     embedder = Embedder(model, alphabet, options)
     synchronize(device)
     load_seconds = time.perf_counter() - start

@@ -43,7 +43,7 @@ torch.set_num_threads(2)
 path, loader = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 if loader == "load_esm2":
-    model, _, _ = load_esm2(path)
+    model, _, *_ = load_esm2(path)
 else:  # the weights read into memory, without mmap
     with torch.serialization.safe_globals([argparse.Namespace]):
         data, regression = (torch.load(p, map_location="cpu", weights_only=True) for p in (path, regression_path(path)))

@@ -42,7 +42,7 @@ plot_token_label_distribution(out.three_di, evaluation, label="3di")
 write_html_tables(
     out.html,
     f"Token agreement with structure labels (K={tokenizer.codebook.k})",
-    tokenizer.model_name,
+    (tokenizer.model_name, tokenizer.provenance.weights),
     agreement_sections(evaluation.table),
 )
 table = evaluation.table.drop(columns="description").to_string()

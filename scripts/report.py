@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.codebook.metrics import read_token_counts
 from structure_tokens.evaluation.projection import pca_projection
+from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS
 from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
 from structure_tokens.report.run_summary import (
@@ -40,7 +41,7 @@ plot_throughput(throughput, model_name, out.throughput)
 write_html_tables(
     out.run_summary,
     "Run summary",
-    model_name,
+    (model_name, summary.get("weights", UNKNOWN_WEIGHTS)),
     {
         **input_tables(prepared),
         "instruction data (sft/manifest.json)": finetune_table(finetune),

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Union
+from typing import Callable, Iterable, Union
 
 import numpy as np
-import torch
 
 from structure_tokens.codebook.assign import assign
-from structure_tokens.embed.checkpoint import load_esm2
+from structure_tokens.embed.checkpoint import LoadedESM2, load_esm2
 from structure_tokens.embed.embedder import Embedder
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
@@ -74,14 +73,12 @@ def as_record(item: ProteinLike, position: int) -> InputRecord:
 class StructureTokenizer:
     """An ESM-2 model and a k-means codebook, loaded once, turning sequences into structure tokens."""
 
-    def __init__(self, model: torch.nn.Module, alphabet: Any, model_name: str, codebook: Codebook,
-                 options: EmbedOptions = EmbedOptions(), vocab_offset: int = 0):
-        self.embedder = Embedder(model, alphabet, options)
-        layer = self.embedder.layer
-        if (model_name, layer, model.embed_dim) != (codebook.model_name, codebook.layer, codebook.dim):
-            raise ValueError(f"model {model_name} (layer {layer}, dim {model.embed_dim}) does not match the "
-                             f"codebook (model {codebook.model_name}, layer {codebook.layer}, dim {codebook.dim})")
-        self.model_name = model_name
+    def __init__(self, model: LoadedESM2, codebook: Codebook, options: EmbedOptions = EmbedOptions(),
+                 vocab_offset: int = 0):
+        self.embedder = Embedder(model.model, model.alphabet, options)
+        self.provenance = model.provenance(self.embedder.layer)
+        self.provenance.require_match(codebook.provenance, "the model", "the codebook")
+        self.model_name = model.name
         self.codebook = codebook
         self.vocab = {**build_vocab(codebook.k, vocab_offset), "codebook_sha256": codebook.sha256}
 
@@ -89,9 +86,9 @@ class StructureTokenizer:
     def from_files(cls, checkpoint: str | os.PathLike, codebook_npz: str | os.PathLike,
                    options: EmbedOptions = EmbedOptions(), vocab_offset: int = 0) -> "StructureTokenizer":
         """Load a fair-esm ``.pt`` checkpoint and a ``codebook_K*.npz``; fail if they do not belong together."""
-        model, alphabet, model_name = load_esm2(checkpoint)
+        model = load_esm2(checkpoint)
         try:
-            return cls(model, alphabet, model_name, Codebook.load(codebook_npz), options, vocab_offset)
+            return cls(model, Codebook.load(codebook_npz), options, vocab_offset)
         except ValueError as error:
             raise ValueError(f"{checkpoint} and {codebook_npz}: {error}") from None
 

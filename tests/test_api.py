@@ -29,7 +29,7 @@ SEQUENCES = {"P1": "MKTAYIAKQRQISFVKSHFSRQ", "P2": "GSHMLEDPVDAF", "P3": "MNPQRS
 @pytest.fixture(scope="module")
 def model_and_codebook(tiny_checkpoint, tmp_path_factory):
     """The tiny model and a K=8 codebook whose centroids are 8 residue embeddings of P1 (positions 0..14, step 2)."""
-    model, alphabet, model_name = load_esm2(tiny_checkpoint)
+    model, alphabet, model_name, _ = load_esm2(tiny_checkpoint)
     options = EmbedOptions(device="cpu")
     reference = Protein("P1", SEQUENCES["P1"], sequence_hash(SEQUENCES["P1"]))
     [(_, embedding)] = list(Embedder(model, alphabet, options).embed([reference]))

@@ -31,12 +31,14 @@ from structure_tokens.codebook.metrics import (
 )
 from structure_tokens.codebook.sample import is_heldout, sample_residues
 from structure_tokens.formats.embeddings import EmbeddingShard, write_embedding_shard
+from structure_tokens.formats.provenance import Provenance
 
 from conftest import REPO
 
 DIM = 16
 N_BLOBS = 8
 MODEL_ATTRS = {"model_name": "esm2_tiny_random", "layer": 2}
+SOURCE = Provenance("m", 1, DIM)  # of the embeddings the k-means tests train on
 
 
 def blob_centers(seed: int = 0) -> np.ndarray:
@@ -85,7 +87,7 @@ def test_sample_is_bounded_seeded_and_split_by_hash(tmp_path):
     expected_heldout = sum(is_heldout(h, 0.25) for _, h, _ in proteins.values())
     assert 0 < info["n_heldout_proteins"] == expected_heldout
     assert info["n_train_proteins"] == len(proteins) - expected_heldout
-    assert (info["model_name"], info["layer"], info["dim"]) == ("esm2_tiny_random", 2, DIM)
+    assert info["provenance"] == Provenance("esm2_tiny_random", 2, DIM)
 
     again, _, _ = sample_residues(paths, per_shard=100, max_total=240, holdout_fraction=0.25, seed=3)
     other, _, _ = sample_residues(paths, per_shard=100, max_total=240, holdout_fraction=0.25, seed=4)
@@ -107,7 +109,7 @@ def test_unlimited_sample_is_exactly_the_per_protein_split(tmp_path):
 def test_shards_of_different_models_are_rejected(tmp_path):
     first, _ = write_blob_shards(tmp_path / "a", n_shards=1)
     second, _ = write_blob_shards(tmp_path / "b", n_shards=1, attrs={"model_name": "other", "layer": 2})
-    with pytest.raises(ValueError, match="disagree"):
+    with pytest.raises(ValueError, match=r"model esm2_tiny_random, layer 2, dim 16\) does not match .*model other"):
         sample_residues(first + second, per_shard=10, max_total=100, holdout_fraction=0.1, seed=0)
 
 
@@ -128,7 +130,7 @@ def purity(tokens: np.ndarray, labels: np.ndarray) -> float:
 def test_kmeans_recovers_blobs_and_assign_agrees(backend):
     X, labels = blobs()
     codebook, stats = train_codebook(X, CodebookOptions(k=N_BLOBS, batch_size=256, max_iter=50, backend=backend),
-                                     model_name="m", layer=1)
+                                     SOURCE)
     tokens = assign(X, codebook.centroids, chunk_rows=300)
     assert tokens.dtype == np.uint16
     assert purity(tokens, labels) == 1.0
@@ -148,9 +150,9 @@ def test_kmeans_recovers_blobs_and_assign_agrees(backend):
 def test_lloyd_backends_are_seeded_and_leave_no_code_empty(backend):
     X, _ = blobs(100)
     fit = {"k": 12, "batch_size": 64, "max_iter": 20, "backend": backend}
-    first, _ = train_codebook(X, CodebookOptions(seed=3, **fit), model_name="m", layer=1)
-    again, _ = train_codebook(X, CodebookOptions(seed=3, **fit), model_name="m", layer=1)
-    other, _ = train_codebook(X, CodebookOptions(seed=4, **fit), model_name="m", layer=1)
+    first, _ = train_codebook(X, CodebookOptions(seed=3, **fit), SOURCE)
+    again, _ = train_codebook(X, CodebookOptions(seed=3, **fit), SOURCE)
+    other, _ = train_codebook(X, CodebookOptions(seed=4, **fit), SOURCE)
     assert first.sha256 == again.sha256 and first.sha256 != other.sha256
     assert utilization(usage_counts(assign(X, first.centroids), 12)) == 1.0  # 12 codes for 8 blobs: none empty
 
@@ -189,7 +191,7 @@ def test_assign_torch_matches_numpy():
 def test_training_needs_at_least_k_vectors():
     with pytest.raises(ValueError, match="only 5 sampled residues to train k=8"):
         train_codebook(np.zeros((5, DIM), np.float32), CodebookOptions(k=8, batch_size=8, max_iter=1),
-                       model_name="m", layer=1)
+                       SOURCE)
 
 
 def test_codebook_npz_round_trip_has_no_objects_and_checks_sha(tmp_path):
@@ -280,7 +282,7 @@ def test_describe_histogram_of_nothing_is_none():
 def test_training_logs_inits_steps_and_convergence_at_a_bounded_rate(caplog):
     X = np.random.default_rng(0).normal(size=(20000, 16)).astype(np.float32)
     with caplog.at_level(logging.INFO, logger="structure_tokens.codebook.kmeans"):
-        train_codebook(X, CodebookOptions(k=8, batch_size=1024, max_iter=5, backend="sklearn"), model_name="m", layer=1)
+        train_codebook(X, CodebookOptions(k=8, batch_size=1024, max_iter=5, backend="sklearn"), SOURCE)
     messages = [record.getMessage() for record in caplog.records]
     assert sum("Inertia for init" in m for m in messages) == 3
     steps = [m for m in messages if m.startswith("k-means step ")]
@@ -298,7 +300,8 @@ def test_faiss_import_probing_stays_out_of_a_job_log(tmp_path):
               f"configure_logging({str(tmp_path / 'job.log')!r})\n"
               "X = np.random.default_rng(0).normal(size=(400, 8)).astype(np.float32)\n"
               "from structure_tokens.codebook.options import CodebookOptions\n"
-              "train_codebook(X, CodebookOptions(k=4, max_iter=3, backend='faiss'), model_name='m', layer=1)\n")
+              "from structure_tokens.formats.provenance import Provenance\n"
+              "train_codebook(X, CodebookOptions(k=4, max_iter=3, backend='faiss'), Provenance('m', 1, 8))\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     log = (tmp_path / "job.log").read_text()

@@ -12,7 +12,7 @@ from structure_tokens.embed.checkpoint import load_esm2, write_random_esm2_check
 from structure_tokens.embed.embedder import Embedder, embed_shard
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
-from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
+from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.shards import write_shard
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
@@ -31,7 +31,7 @@ def esm2_8m_shape(tmp_path_factory):
 
 
 def embeddings(checkpoint, batch, **options):
-    model, alphabet, _ = load_esm2(checkpoint)
+    model, alphabet, *_ = load_esm2(checkpoint)
     embedder = Embedder(model, alphabet, EmbedOptions(**options))
     return embedder, dict(embedder.embed(batch))
 
@@ -63,7 +63,7 @@ def test_fused_attention_runs_a_fused_cuda_kernel(esm2_8m_shape):
 def test_real_out_of_memory_halves_batches_with_close_values(esm2_8m_shape):
     batch = proteins([1000] * 64, seed=4)
     _, expected = embeddings(esm2_8m_shape, batch, device="cuda", token_budget=8192)
-    model, alphabet, _ = load_esm2(esm2_8m_shape)
+    model, alphabet, *_ = load_esm2(esm2_8m_shape)
     embedder = Embedder(model, alphabet, EmbedOptions(device="cuda", token_budget=64 * 1002))
     torch.cuda.empty_cache()
     total = torch.cuda.get_device_properties(0).total_memory
@@ -86,10 +86,10 @@ def test_one_pass_tokens_on_cuda_equal_tokens_assigned_on_the_cpu(esm2_8m_shape,
     embed_shard(shard, esm2_8m_shape, embedding_h5, options)
     with EmbeddingShard(embedding_h5) as stored:  # centroids among the embeddings: many close calls
         rows = np.concatenate([block for _, block in stored.iter_blocks(65536)]).astype(np.float32)
-        model_name, layer = shard_model(embedding_h5, stored.attrs)
+        provenance = stored.provenance
     centroids = rows[np.random.default_rng(0).choice(len(rows), 64, replace=False)]
     codebook = tmp_path / "codebook_K64.npz"
-    Codebook(centroids, model_name=model_name, layer=layer, seed=0, n_train=len(rows)).save(codebook)
+    Codebook.trained(centroids, provenance, seed=0, n_train=len(rows)).save(codebook)
     on_cpu = tmp_path / "two_pass" / "shard_00000.h5"
     tokenize_shard(embedding_h5, codebook, on_cpu)
     on_gpu = tmp_path / "one_pass" / "shard_00000.h5"

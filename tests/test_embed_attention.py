@@ -17,7 +17,7 @@ def checkpoint_and_tokens(tmp_path_factory):
     """A 3-layer 64-dim ESM-2 and a batch whose rows carry very different amounts of padding."""
     path = write_random_esm2_checkpoint(tmp_path_factory.mktemp("attention") / "esm2_t3_64.pt",
                                         num_layers=3, embed_dim=64, attention_heads=4, seed=1)
-    _, alphabet, _ = load_esm2(path)
+    _, alphabet, *_ = load_esm2(path)
     generator = torch.Generator().manual_seed(0)
     sequences = ["".join(AMINO[i] for i in torch.randint(0, 20, (n,), generator=generator)) for n in (400, 3, 64, 1)]
     _, _, tokens = alphabet.get_batch_converter()([(str(i), s) for i, s in enumerate(sequences)])

@@ -15,13 +15,16 @@ import pytest
 import torch
 from conftest import REPO
 
-from structure_tokens.embed.checkpoint import (WeightsUnavailableError, download_weights, hub_checkpoint_path,
-                                               load_esm2, regression_path, safe_load, write_random_esm2_checkpoint)
+from structure_tokens.embed.checkpoint import (RANDOM_WEIGHTS_MARKER, WeightsUnavailableError, download_weights,
+                                               hub_checkpoint_path, load_esm2, regression_path, safe_load,
+                                               write_random_esm2_checkpoint)
+from structure_tokens.formats.provenance import FAIR_ESM_RELEASE, RANDOM_TEST_WEIGHTS, UNKNOWN_WEIGHTS
 
 
 def test_random_checkpoint_has_the_released_layout_and_loads(tiny_checkpoint):
     data = safe_load(tiny_checkpoint)
-    assert set(data) == {"model", "cfg"} and isinstance(data["cfg"]["model"], argparse.Namespace)
+    # the released layout, plus the marker that says the weights are random
+    assert set(data) == {"model", "cfg", RANDOM_WEIGHTS_MARKER} and isinstance(data["cfg"]["model"], argparse.Namespace)
     assert data["cfg"]["model"].encoder_layers == 2 and data["cfg"]["model"].token_dropout is True
     keys = set(data["model"])
     assert all(k.startswith(("encoder.sentence_encoder.", "encoder.lm_head.")) for k in keys)
@@ -29,8 +32,9 @@ def test_random_checkpoint_has_the_released_layout_and_loads(tiny_checkpoint):
     assert "encoder.sentence_encoder.emb_layer_norm_after.weight" in keys
     regression = safe_load(regression_path(tiny_checkpoint))
     assert set(regression["model"]) == {"contact_head.regression.weight", "contact_head.regression.bias"}
-    model, alphabet, name = load_esm2(tiny_checkpoint)
-    assert name == tiny_checkpoint.stem and model.num_layers == 2 and model.embed_dim == 32
+    model, alphabet, name, weights = load_esm2(tiny_checkpoint)
+    assert (name, weights) == (tiny_checkpoint.stem, RANDOM_TEST_WEIGHTS)
+    assert model.num_layers == 2 and model.embed_dim == 32
     assert not model.training and alphabet.padding_idx == 1
 
 
@@ -44,7 +48,7 @@ def test_loading_gives_fair_esms_model_without_building_a_random_one_first(tmp_p
         initialised.append(tensor.shape)
 
     monkeypatch.setattr(torch.nn.init, "kaiming_uniform_", record)
-    model, _, _ = load_esm2(path)
+    model, _, *_ = load_esm2(path)
     assert not initialised  # no random initialisation, later overwritten
     assert torch.nn.init.kaiming_uniform_ is record  # and the initialisers are back
     assert model.state_dict().keys() == reference.state_dict().keys()
@@ -63,7 +67,7 @@ def test_tied_weights_and_other_dtypes_load_as_fair_esm_loads_them(tmp_path):
     data["model"] = {name: value.half() if value.is_floating_point() else value
                      for name, value in data["model"].items()}
     torch.save(data, path)
-    model, alphabet, _ = load_esm2(path)
+    model, alphabet, *_ = load_esm2(path)
     reference, _ = esm.pretrained.load_model_and_alphabet_core(
         "esm2_t1_16", safe_load(path), safe_load(regression_path(path)))
     assert model.lm_head.weight is model.embed_tokens.weight
@@ -84,7 +88,7 @@ def test_loading_does_not_import_torch_dynamo(tiny_checkpoint):
 
 
 def test_weights_are_mapped_from_the_file_and_legacy_format_files_still_load(tmp_path, tiny_checkpoint):
-    model, _, _ = load_esm2(tiny_checkpoint)
+    model, _, *_ = load_esm2(tiny_checkpoint)
     mapped = [tuple(int(address, 16) for address in line.split()[0].split("-"))
               for line in Path("/proc/self/maps").read_text().splitlines()
               if line.endswith(str(tiny_checkpoint.resolve()))]
@@ -93,7 +97,7 @@ def test_weights_are_mapped_from_the_file_and_legacy_format_files_still_load(tmp
     with torch.serialization.safe_globals([argparse.Namespace]):
         torch.save(torch.load(tiny_checkpoint, weights_only=True), legacy, _use_new_zipfile_serialization=False)
     shutil.copy(regression_path(tiny_checkpoint), regression_path(legacy))
-    legacy_model, _, _ = load_esm2(legacy)
+    legacy_model, _, *_ = load_esm2(legacy)
     for name, value in model.state_dict().items():
         assert torch.equal(legacy_model.state_dict()[name], value), name
 
@@ -102,7 +106,7 @@ def test_loading_without_the_regression_file_still_works(tmp_path):
     path = write_random_esm2_checkpoint(tmp_path / "esm2_t1_16.pt", num_layers=1, embed_dim=16, attention_heads=2)
     regression_path(path).unlink()
     with pytest.warns(UserWarning, match="Regression weights not found"):
-        model, _, _ = load_esm2(path)
+        model, _, *_ = load_esm2(path)
     assert model.num_layers == 1
 
 
@@ -159,7 +163,7 @@ def test_a_pickle_needing_other_globals_is_refused_without_unsafe_advice(tmp_pat
 def test_any_file_name_loads_its_architecture_from_the_file(tmp_path):
     """No `esm2*` name needed: a 3-layer file called `finetuned.pt` loads as a 3-layer ESM-2."""
     path = write_random_esm2_checkpoint(tmp_path / "finetuned.pt", num_layers=3, embed_dim=16, attention_heads=2)
-    model, _, name = load_esm2(path)
+    model, _, name, _ = load_esm2(path)
     assert (model.num_layers, model.embed_dim, name) == (3, 16, "finetuned")
 
 
@@ -185,3 +189,28 @@ def test_download_is_skipped_when_the_files_are_there(tmp_path, monkeypatch):
     path.touch()
     regression_path(path).touch()
     assert download_weights("esm2_t6_8M_UR50D", tmp_path) == path
+
+
+def without_random_marker(path: Path) -> Path:
+    """The checkpoint re-saved as a trained one would be: the released keys only (written beside it and
+    renamed over it: the loaded tensors are memory-mapped from the old file)."""
+    data = safe_load(path)
+    del data[RANDOM_WEIGHTS_MARKER]
+    torch.save(data, path.with_suffix(".new"))
+    path.with_suffix(".new").replace(path)
+    return path
+
+
+@pytest.mark.parametrize(("name", "layers", "marked", "origin"), [
+    ("esm2_t6_8M_UR50D", 6, True, RANDOM_TEST_WEIGHTS),  # random weights under a released name: flagged
+    ("esm2_t6_8M_UR50D", 6, False, FAIR_ESM_RELEASE),  # a released name with its depth, no marker
+    ("esm2_tiny_finetuned", 2, False, UNKNOWN_WEIGHTS),  # "tiny" in the name says nothing: not flagged as random
+    ("esm2_t6_8M_UR50D", 2, False, UNKNOWN_WEIGHTS),  # a released name but another depth
+])
+def test_weights_origin_is_read_from_the_checkpoint_not_its_name(tmp_path, name, layers, marked, origin):
+    path = write_random_esm2_checkpoint(tmp_path / f"{name}.pt", num_layers=layers, embed_dim=16, attention_heads=2)
+    if not marked:
+        without_random_marker(path)
+    loaded = load_esm2(path)
+    assert loaded.weights == origin
+    assert loaded.provenance(layers).weights == origin and loaded.provenance(layers).dim == 16

@@ -30,14 +30,14 @@ def proteins(lengths, seed=0):
 
 def stock_embedding(checkpoint, sequence, layer):
     """fair-esm's own forward on one protein: fresh model, stock attention, no batching or padding."""
-    model, alphabet, _ = load_esm2(checkpoint)
+    model, alphabet, *_ = load_esm2(checkpoint)
     _, _, tokens = alphabet.get_batch_converter()([("x", sequence)])
     with torch.no_grad():
         return model(tokens, repr_layers=[layer])["representations"][layer][0, 1:-1].numpy()
 
 
 def embedder(checkpoint, **options):
-    model, alphabet, _ = load_esm2(checkpoint)
+    model, alphabet, *_ = load_esm2(checkpoint)
     return Embedder(model, alphabet, EmbedOptions(**options))
 
 
@@ -113,7 +113,7 @@ def test_cuda_out_of_memory_halves_the_batch_and_lowers_the_cap(tiny_checkpoint)
 
 
 def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, monkeypatch):
-    model, alphabet, _ = load_esm2(tiny_checkpoint)
+    model, alphabet, *_ = load_esm2(tiny_checkpoint)
     embedder = Embedder(model, alphabet, EmbedOptions(token_budget=700))
     batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
     events, real_run = [], Embedder._run

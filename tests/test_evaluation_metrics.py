@@ -227,7 +227,7 @@ def test_heldout_page_says_how_many_residues_its_figures_rest_on(tmp_path):
     assert sample_size_warning(5120, 512) is None
     warning = sample_size_warning(1565, 512)
     assert warning.startswith("only 1565 held-out residues for K=512 codes (3.1 per code, fewer than 10)")
-    metrics = {"model_name": "esm2_t33_650M_UR50D", "model_is_random_test_checkpoint": False, "k": 512,
+    metrics = {"model_name": "esm2_t33_650M_UR50D", "weights": "fair-esm", "k": 512,
                "n_heldout_proteins": 9, "n_heldout_residues": 1565, "warning": warning,
                "usage": {"utilization": 0.21, "dead_codes": 402}, "mse": 1.0, "amino_acid": None,
                "seed_stability": None}

@@ -68,7 +68,7 @@ def test_structure_agreement_table_has_every_baseline(run):
         name.rsplit("/", 1)[-1] for name in STRUCTURE_FILES}
     assert sum(chain["length"] for chain in summary["chains"]) == summary["n_residues"]
     page = (run / f"evaluation/structures/agreement_K{K}.html").read_text()
-    assert MODEL in page and "random/test checkpoint" in page and "handcrafted_6d" in page
+    assert MODEL in page and "random test checkpoint" in page and "handcrafted_6d" in page
 
 
 def heldout_tokens_from_token_files(run, holdout_fraction: float) -> tuple[np.ndarray, int]:
@@ -85,7 +85,7 @@ def heldout_tokens_from_token_files(run, holdout_fraction: float) -> tuple[np.nd
 
 def test_heldout_metrics(run):
     metrics = json.loads((run / f"evaluation/heldout_metrics_K{K}.json").read_text())
-    assert metrics["model_name"] == MODEL and metrics["model_is_random_test_checkpoint"]
+    assert metrics["model_name"] == MODEL and metrics["weights"] == "random-test"
     tokens, n_proteins = heldout_tokens_from_token_files(run, metrics["holdout_fraction"])
     assert metrics["n_heldout_proteins"] == n_proteins > 0
     assert metrics["n_heldout_residues"] == len(tokens)

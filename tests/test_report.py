@@ -115,16 +115,21 @@ def test_pca_rejects_unpaired_files(tokenized, tmp_path):  # noqa: F811
 def test_summary_md(summary, tmp_path):
     prepare = {"n_records": 12, "kept": 10, "skipped": {"contains X at position 3": 2}, "shards": ["shard_00000"]}
     figure = tmp_path / "report/token_usage.png"
-    text = write_summary_md(tmp_path / "report/summary.md", prepare_summary=prepare, codebook_summary=summary,
+    random = dict(summary, weights="random-test")  # as read from write_random_esm2_checkpoint's marker
+    text = write_summary_md(tmp_path / "report/summary.md", prepare_summary=prepare, codebook_summary=random,
                             training=TRAINING, files={"figures": [figure]})
     assert (tmp_path / "report/summary.md").read_text() == text
-    assert "WARNING" in text and "esm2_tiny_random" in text  # a random test checkpoint is flagged
+    assert f"WARNING: {summary['model_name']} is a random test checkpoint" in text
     assert "utilization" in text and "contains X at position 3: 2" in text
     assert f"| {summary['examples'][0]['id']} |" in text and "(token_usage.png)" in text
-    real = dict(summary, model_name="esm2_t33_650M_UR50D")
+    real = dict(summary, model_name="esm2_t33_650M_UR50D", weights="fair-esm")
     text = write_summary_md(tmp_path / "summary.md", prepare_summary=prepare, codebook_summary=real,
                             training=TRAINING, files={})
     assert "WARNING" not in text
+    own = dict(summary, model_name="esm2_tiny_finetuned", weights="unknown")  # no name rule: origin unknown
+    text = write_summary_md(tmp_path / "summary.md", prepare_summary=prepare, codebook_summary=own,
+                            training=TRAINING, files={})
+    assert "WARNING: esm2_tiny_finetuned: weights of unknown origin" in text and "random" not in text
     empty = {"target": "function", "counts": {"proteins_read": 492, "without_target": 492, "examples": 0},
              "warnings": finetune_warnings(492, 0, "function"), "splits": {"train": {"examples": 0}}}
     text = write_summary_md(tmp_path / "summary.md", prepare_summary=prepare, codebook_summary=real,

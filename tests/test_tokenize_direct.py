@@ -26,7 +26,7 @@ def one_pass_inputs(tiny_checkpoint, tmp_path):
     """A shard of 8 proteins (several batches), a random codebook of the tiny model, two-pass tokens."""
     shard = tmp_path / "shard_00000.tsv"
     write_shard(shard, proteins([300, 200, 150, 100, 80, 60, 40, 20], seed=3))
-    model, alphabet, model_name = load_esm2(tiny_checkpoint)
+    model, alphabet, model_name, _ = load_esm2(tiny_checkpoint)
     layer = Embedder(model, alphabet, OPTIONS).layer
     codebook_npz = tmp_path / "codebook_K16.npz"
     centroids = np.random.default_rng(0).normal(size=(16, model.embed_dim)).astype(np.float32)

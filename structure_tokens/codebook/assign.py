@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from structure_tokens.formats.codebook import MAX_K, Codebook
-from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
+from structure_tokens.formats.embeddings import EmbeddingShard
 
 
 def assign(X: np.ndarray, centroids: np.ndarray, chunk_rows: int = 65536) -> np.ndarray:
@@ -109,9 +109,4 @@ def mean_squared_error(X: np.ndarray, centroids: np.ndarray, tokens: np.ndarray)
 def check_codebook_matches(embedding_h5: str | os.PathLike, shard: EmbeddingShard,
                            codebook_npz: str | os.PathLike, codebook: Codebook) -> None:
     """Fail unless the shard's model, layer and dim are those the codebook was trained on."""
-    model_name, layer = shard_model(embedding_h5, shard.attrs)
-    if (model_name, layer, shard.dim) != (codebook.model_name, codebook.layer, codebook.dim):
-        raise ValueError(
-            f"{embedding_h5} (model {model_name}, layer {layer}, dim {shard.dim}) does not match "
-            f"codebook {codebook_npz} (model {codebook.model_name}, layer {codebook.layer}, dim {codebook.dim})"
-        )
+    shard.provenance.require_match(codebook.provenance, embedding_h5, f"codebook {codebook_npz}")

@@ -21,6 +21,7 @@ import numpy as np
 from structure_tokens.codebook.assign import assign_torch_with_distances
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.formats.codebook import Codebook
+from structure_tokens.formats.provenance import Provenance
 
 log = logging.getLogger(__name__)
 STEP = re.compile(r"Minibatch step (\d+)/(\d+): mean batch inertia: (\S+), ewa inertia: (\S+)")
@@ -71,12 +72,12 @@ FAISS_SAMPLE_PER_CODE = 256  # faiss: Lloyd iterations on 256 x k residues of th
 CHUNK_ROWS = 65536
 
 
-def train_codebook(X: np.ndarray, options: CodebookOptions, *, model_name: str,
-                   layer: int) -> tuple[Codebook, dict[str, Any]]:
+def train_codebook(X: np.ndarray, options: CodebookOptions,
+                   provenance: Provenance) -> tuple[Codebook, dict[str, Any]]:
     """Fit k-means with ``options.k`` centroids on ``X``; return the codebook and fit statistics.
 
     ``options`` (validated when built) gives ``k``, ``seed``, ``backend``, ``batch_size`` and
-    ``max_iter``; ``model_name`` and ``layer`` are the embeddings' provenance, kept in the codebook.
+    ``max_iter``; ``provenance`` (model, layer, dim of the embeddings ``X``) is kept in the codebook.
 
     ``sklearn``: MiniBatchKMeans (k-means++, 3 seeded inits, mini-batches of ``batch_size``,
     ``max_iter`` epochs). ``torch``: k-means++ on a seeded sample, then full Lloyd iterations
@@ -94,7 +95,7 @@ def train_codebook(X: np.ndarray, options: CodebookOptions, *, model_name: str,
     X = np.asarray(X, dtype=np.float32)
     started = time.perf_counter()
     centroids, stats = FITS[backend](X, k=k, seed=seed, batch_size=options.batch_size, max_iter=options.max_iter)
-    codebook = Codebook(centroids=centroids, model_name=model_name, layer=layer, seed=seed, n_train=len(X))
+    codebook = Codebook.trained(centroids, provenance, seed=seed, n_train=len(X))
     return codebook, {"backend": backend, **stats, "seconds": time.perf_counter() - started}
 
 

@@ -185,6 +185,7 @@ def write_codebook_summary(
         "dim": codebook.dim,
         "model_name": codebook.model_name,
         "layer": codebook.layer,
+        "weights": codebook.weights,
         "codebook_sha256": codebook.sha256,
         "n_proteins": int(distinct_histogram.sum()),
         "n_residues": n_residues,

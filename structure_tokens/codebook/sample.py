@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
+from structure_tokens.formats.embeddings import EmbeddingShard
 
 
 def is_heldout(sequence_hash: str, holdout_fraction: float) -> bool:
@@ -60,7 +60,7 @@ def sample_residues(
     residues, drawn uniformly from its training proteins with ``seed + shard position``, and
     a proportional ``holdout_fraction`` share from its held-out proteins. Only the drawn rows
     are read, so memory is bounded by the sample, not by the shards.
-    Returns ``(train, heldout, info)``; ``info`` names the model, layer, dim and counts.
+    Returns ``(train, heldout, info)``; ``info`` holds the counts and the shards' ``provenance``.
     """
     if not embedding_paths:
         raise ValueError("no embedding shards given to sample residues from")
@@ -74,15 +74,8 @@ def sample_residues(
     for position, path in enumerate(embedding_paths):
         rng = np.random.default_rng(seed + position)
         with EmbeddingShard(path) as shard:
-            model_name, layer = shard_model(path, shard.attrs)
-            if position == 0:
-                info.update(model_name=model_name, layer=layer, dim=shard.dim)
-            elif (model_name, layer, shard.dim) != (info["model_name"], info["layer"], info["dim"]):
-                raise ValueError(
-                    f"embedding shards disagree: {embedding_paths[0]} has model {info['model_name']} "
-                    f"layer {info['layer']} dim {info['dim']}, {path} has model {model_name} "
-                    f"layer {layer} dim {shard.dim}"
-                )
+            provenance = info.setdefault("provenance", shard.provenance)
+            provenance.require_match(shard.provenance, f"embedding shard {embedding_paths[0]}", path)
             offsets = np.asarray(shard.offsets, dtype=np.int64)
             heldout = np.array([is_heldout(h, holdout_fraction) for h in shard.sequence_hashes], dtype=bool)
         info["n_train_proteins"] += int((~heldout).sum())
@@ -92,8 +85,8 @@ def sample_residues(
             n_rows = int((offsets[proteins + 1] - offsets[proteins]).sum())
             chosen.append(rows_of_proteins(offsets, proteins, random_rows(n_rows, size, rng)))
     # Second pass: read exactly those rows into preallocated arrays.
-    train = read_sample(embedding_paths, train_rows, info["dim"])
-    heldout = read_sample(embedding_paths, heldout_rows, info["dim"])
+    train = read_sample(embedding_paths, train_rows, info["provenance"].dim)
+    heldout = read_sample(embedding_paths, heldout_rows, info["provenance"].dim)
     info.update(n_train=len(train), n_heldout=len(heldout))
     return train, heldout, info
 

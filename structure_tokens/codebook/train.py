@@ -29,11 +29,11 @@ def train_codebook_from_shards(
 ) -> Codebook:
     """Sample residues from every shard, train the codebook, write it and a training JSON."""
     train, heldout, info = draw_training_sample(embedding_paths, options, options.seed)
-    codebook, stats = train_codebook(train, options, model_name=info["model_name"], layer=info["layer"])
+    codebook, stats = train_codebook(train, options, info["provenance"])
     heldout_mse = mean_squared_error(heldout, codebook.centroids, assign(heldout, codebook.centroids))
     training = {
         "k": options.k, "dim": codebook.dim, "seed": options.seed, "model_name": codebook.model_name,
-        "layer": codebook.layer,
+        "layer": codebook.layer, "weights": codebook.weights,
         "n_shards": info["n_shards"], "n_train": info["n_train"], "n_heldout": info["n_heldout"],
         "n_train_proteins": info["n_train_proteins"], "n_heldout_proteins": info["n_heldout_proteins"],
         "holdout_fraction": options.holdout_fraction, "per_shard_quota": info["per_shard_quota"],

@@ -17,18 +17,20 @@ import pickletools
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 import esm
 import torch
 
 from structure_tokens.embed.options import ESM2_LAYERS
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.provenance import FAIR_ESM_RELEASE, RANDOM_TEST_WEIGHTS, UNKNOWN_WEIGHTS, Provenance
 
 ESM2_MODELS = tuple(ESM2_LAYERS)
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 ALLOWED_GLOBALS = [argparse.Namespace]
+RANDOM_WEIGHTS_MARKER = "structure_tokens_random_weights"  # top-level key of write_random_esm2_checkpoint's files
 log = logging.getLogger(__name__)
 
 
@@ -154,10 +156,33 @@ def build_esm2(model_data: dict[str, Any], regression_data: dict[str, Any] | Non
     return model, alphabet
 
 
-def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]:
-    """``(model, alphabet, model_name)`` from a local fair-esm ESM-2 checkpoint, in eval mode.
+class LoadedESM2(NamedTuple):
+    """An ESM-2 model loaded by :func:`load_esm2`, with its name and the origin of its weights."""
 
-    ``model_name`` is the file name without ``.pt``; the model's shape comes from the file's config.
+    model: torch.nn.Module
+    alphabet: Any
+    name: str  # the checkpoint's file name without .pt
+    weights: str  # structure_tokens.formats.provenance.WEIGHT_ORIGINS
+
+    def provenance(self, layer: int) -> Provenance:
+        """The provenance of this model's embeddings at representation ``layer`` (resolved, >= 0)."""
+        return Provenance(self.name, layer, self.model.embed_dim, self.weights)
+
+
+def weights_origin(model_data: dict[str, Any], name: str) -> str:
+    """Where a checkpoint's weights come from, decided from the loaded file: the random-test marker
+    of :func:`write_random_esm2_checkpoint`, else a released model's name with its depth, else unknown."""
+    if model_data.get(RANDOM_WEIGHTS_MARKER):
+        return RANDOM_TEST_WEIGHTS
+    depth = getattr(model_data.get("cfg", {}).get("model"), "encoder_layers", None)
+    return FAIR_ESM_RELEASE if ESM2_LAYERS.get(name) == depth else UNKNOWN_WEIGHTS
+
+
+def load_esm2(checkpoint: str | os.PathLike) -> LoadedESM2:
+    """``(model, alphabet, name, weights)`` from a local fair-esm ESM-2 checkpoint, model in eval mode.
+
+    ``name`` is the file name without ``.pt``; the model's shape comes from the file's config, and
+    ``weights`` from the file's content (:func:`weights_origin`).
     """
     checkpoint = Path(checkpoint)
     model_name = checkpoint.stem  # any file name: the architecture is read from the file's own config
@@ -171,7 +196,7 @@ def load_esm2(checkpoint: str | os.PathLike) -> tuple[torch.nn.Module, Any, str]
     except (KeyError, AttributeError, TypeError, RuntimeError) as error:
         raise ValueError(f"{checkpoint}: not an ESM-2 checkpoint in the released fair-esm format "
                          f"({type(error).__name__}: {error})") from error
-    return model.eval(), alphabet, model_name
+    return LoadedESM2(model.eval(), alphabet, model_name, weights_origin(model_data, model_name))
 
 
 def checkpoint_num_layers(checkpoint: str | os.PathLike) -> int:
@@ -221,7 +246,8 @@ def download_weights(model_name: str, cache_dir: str | os.PathLike) -> Path:
 
 def write_random_esm2_checkpoint(path: str | os.PathLike, *, num_layers: int = 2, embed_dim: int = 32,
                                  attention_heads: int = 4, seed: int = 0) -> Path:
-    """A randomly initialised ESM-2 in the released on-disk format (for tests and benchmarks)."""
+    """A randomly initialised ESM-2 in the released on-disk format (for tests and benchmarks), marked
+    as random (:data:`RANDOM_WEIGHTS_MARKER`) whatever its file name."""
     path = Path(path)
     torch.manual_seed(seed)
     alphabet = esm.data.Alphabet.from_architecture("ESM-1b")
@@ -235,7 +261,7 @@ def write_random_esm2_checkpoint(path: str | os.PathLike, *, num_layers: int = 2
                              encoder_ffn_embed_dim=4 * embed_dim, encoder_attention_heads=attention_heads,
                              token_dropout=True, max_positions=1024)
     with atomic_output(path) as tmp:
-        torch.save({"model": released, "cfg": {"model": cfg}}, tmp)
+        torch.save({"model": released, "cfg": {"model": cfg}, RANDOM_WEIGHTS_MARKER: True}, tmp)
     with atomic_output(regression_path(path)) as tmp:
         torch.save({"model": regression}, tmp)
     return path

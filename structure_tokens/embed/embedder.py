@@ -22,6 +22,7 @@ from structure_tokens.embed.gpu import build_description, missing_kernels, unusa
 from structure_tokens.embed.options import DTYPE_NAMES, WINDOW, EmbedOptions, resolve_layer
 from structure_tokens.embed.progress import ShardProgress
 from structure_tokens.formats.embeddings import EmbeddingWriter
+from structure_tokens.formats.provenance import Provenance
 from structure_tokens.formats.resumable import ResumableShardWriter
 from structure_tokens.formats.shards import Protein, read_shard
 
@@ -298,11 +299,10 @@ class InFlight:
         return [(piece, self.host[i, 1:len(piece.sequence) + 1]) for i, piece in enumerate(self.pieces)]
 
 
-def embedding_attrs(model_name: str, embedder: Embedder) -> dict[str, Any]:
-    """Provenance attributes of an embedding shard (docs/DESIGN.md)."""
+def embedding_attrs(provenance: Provenance, embedder: Embedder) -> dict[str, Any]:
+    """Provenance and settings attributes of an embedding shard (docs/DESIGN.md)."""
     return {
-        "model_name": model_name,
-        "layer": embedder.layer,
+        **provenance.attrs(),
         "compute_dtype": str(embedder.dtype).removeprefix("torch."),
         "long_policy": embedder.options.long_policy,
         "window": WINDOW,
@@ -344,11 +344,12 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     returned stats, which also hold the shard's throughput numbers.
     """
     proteins = read_shard(shard_tsv)
-    model, alphabet, model_name = load_esm2(checkpoint)
-    embedder = Embedder(model, alphabet, options)
-    attrs = embedding_attrs(model_name, embedder)
+    loaded = load_esm2(checkpoint)
+    embedder = Embedder(loaded.model, loaded.alphabet, options)
+    provenance = loaded.provenance(embedder.layer)
+    attrs = embedding_attrs(provenance, embedder)
     plan = embedder.plan(proteins)
-    with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=model.embed_dim,
+    with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=provenance.dim,
                          attrs=attrs, flush_rows=options.token_budget) as writer:
         done = stored_indices(writer, proteins)
         if done:

@@ -10,7 +10,6 @@ from structure_tokens.options import FromConfig
 WINDOW = ESM2_WINDOW  # residues per forward pass (one definition, shared with the prepare stage)
 DTYPE_NAMES = ("float16", "bfloat16", "float32")
 DEVICES = ("auto", "cuda", "cpu")
-TEST_MODEL_MARKERS = ("tiny", "random")
 ESM2_LAYERS = {"esm2_t6_8M_UR50D": 6, "esm2_t12_35M_UR50D": 12, "esm2_t30_150M_UR50D": 30,
                "esm2_t33_650M_UR50D": 33, "esm2_t36_3B_UR50D": 36, "esm2_t48_15B_UR50D": 48}  # released models
 
@@ -22,11 +21,6 @@ def resolve_layer(layer: int, num_layers: int) -> int:
         raise ValueError(f"model.layer: {layer} is outside the model's layers: 0..{num_layers}, or "
                          f"-1..-{num_layers + 1} counted from the last ({num_layers} transformer layers)")
     return resolved
-
-
-def is_test_model(model_name: str) -> bool:
-    """Whether the model name says it is a random/test checkpoint rather than trained weights."""
-    return any(marker in model_name.lower() for marker in TEST_MODEL_MARKERS)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from structure_tokens.codebook.metrics import centroid_similarity, usage_summary
 from structure_tokens.codebook.options import CodebookOptions
 from structure_tokens.codebook.sample import is_heldout
 from structure_tokens.codebook.train import draw_training_sample
-from structure_tokens.embed.options import is_test_model
 from structure_tokens.evaluation.agreement import ContingencyCounts
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.embeddings import EmbeddingShard
@@ -106,7 +105,7 @@ def stability_codebook(
         raise ValueError(f"re-drawn training sample has {len(train)} residues, but the codebook was trained on "
                          f"{codebook.n_train}: the training shards or codebook options changed since")
     second, _ = train_codebook(train, dataclasses.replace(options, k=codebook.k, seed=codebook.seed + 1),
-                               model_name=info["model_name"], layer=info["layer"])
+                               info["provenance"])
     return second, len(train)
 
 
@@ -168,7 +167,7 @@ def heldout_metrics(
         log.warning("%s", warning)
     summary: dict[str, Any] = {
         "model_name": codebook.model_name,
-        "model_is_random_test_checkpoint": is_test_model(codebook.model_name),
+        "weights": codebook.weights,
         "layer": codebook.layer,
         "k": codebook.k,
         "seed": codebook.seed,

@@ -10,7 +10,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from structure_tokens.codebook.sample import random_rows, read_rows
-from structure_tokens.formats.embeddings import EmbeddingShard, shard_model
+from structure_tokens.formats.embeddings import EmbeddingShard
+from structure_tokens.formats.provenance import Provenance
 from structure_tokens.formats.tokens import TokenShard
 
 
@@ -21,8 +22,7 @@ class Projection:
     points: np.ndarray  # (n, 2)
     tokens: np.ndarray  # (n,)
     variance_percent: np.ndarray  # (2,) explained variance of PC1, PC2 in %
-    model_name: str
-    layer: int
+    provenance: Provenance  # of the embeddings
     k: int
 
 
@@ -50,9 +50,9 @@ def pca_projection(embedding_paths: Sequence[str | os.PathLike], token_h5s: Sequ
     """2-D PCA of at most ``n_residues`` residues of the shards, with the model, layer and K they came from."""
     X, tokens = sample_tokenized_residues(embedding_paths, token_h5s, n_residues, seed)
     with EmbeddingShard(embedding_paths[0]) as shard:
-        model_name, layer = shard_model(embedding_paths[0], shard.attrs)
+        provenance = shard.provenance
     with TokenShard(token_h5s[0]) as token_shard:
         k = token_shard.k
     pca = PCA(n_components=2, random_state=seed)
     points = pca.fit_transform(X)
-    return Projection(points, tokens, pca.explained_variance_ratio_ * 100, model_name, layer, k)
+    return Projection(points, tokens, pca.explained_variance_ratio_ * 100, provenance, k)

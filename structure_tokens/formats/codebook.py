@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS, Provenance
 
 MAX_K = 2**16  # tokens are stored as uint16
 
@@ -22,6 +23,19 @@ class Codebook:
     layer: int
     seed: int
     n_train: int
+    weights: str = UNKNOWN_WEIGHTS  # origin of the model's weights (structure_tokens.formats.provenance)
+
+    @classmethod
+    def trained(cls, centroids: np.ndarray, provenance: Provenance, *, seed: int, n_train: int) -> "Codebook":
+        """A codebook of ``centroids`` fit on embeddings of ``provenance``."""
+        if centroids.ndim != 2 or centroids.shape[1] != provenance.dim:
+            raise ValueError(f"centroids of shape {centroids.shape} do not fit embeddings of {provenance}")
+        return cls(centroids, provenance.model_name, provenance.layer, seed, n_train, provenance.weights)
+
+    @property
+    def provenance(self) -> Provenance:
+        """Model, layer, dim and weights origin of the embeddings it was trained on."""
+        return Provenance(self.model_name, self.layer, self.dim, self.weights)
 
     @property
     def k(self) -> int:
@@ -47,6 +61,7 @@ class Codebook:
                 seed=np.int64(self.seed),
                 layer=np.int64(self.layer),
                 model_name=np.str_(self.model_name),
+                weights=np.str_(self.weights),
                 sha256=np.str_(self.sha256),
                 n_train=np.int64(self.n_train),
             )
@@ -62,6 +77,7 @@ class Codebook:
                     layer=int(npz["layer"]),
                     seed=int(npz["seed"]),
                     n_train=int(npz["n_train"]),
+                    weights=str(npz["weights"]) if "weights" in npz.files else UNKNOWN_WEIGHTS,
                 )
                 stored_sha, stored_shape = str(npz["sha256"]), (int(npz["k"]), int(npz["dim"]))
             except KeyError as missing:

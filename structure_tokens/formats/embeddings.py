@@ -27,6 +27,7 @@ from structure_tokens.formats.checksums import (
     verify_datasets,
     write_attrs,
 )
+from structure_tokens.formats.provenance import Provenance
 from structure_tokens.formats.resumable import ResumableShardWriter
 
 FORMAT_VERSION = 2  # 2: checksums (format_version 1 files have none and are rebuilt)
@@ -113,14 +114,6 @@ def is_complete(path: str | os.PathLike) -> bool:
     return True
 
 
-def shard_model(path: str | os.PathLike, attrs: dict[str, Any]) -> tuple[str, int]:
-    """``(model_name, layer)`` of an embedding shard, with a clear error when missing."""
-    try:
-        return str(attrs["model_name"]), int(attrs["layer"])
-    except KeyError as missing:
-        raise ValueError(f"{path}: embedding shard has no {missing} attribute") from None
-
-
 class EmbeddingShard:
     """Reader of one embedding shard; proteins are in the order of the shard's TSV.
 
@@ -143,6 +136,11 @@ class EmbeddingShard:
             self._h5.close()
             raise
         self.n_residues, self.dim = self._data.shape
+
+    @property
+    def provenance(self) -> Provenance:
+        """Model, layer, dim and weights origin of the embeddings (a ``ValueError`` if the file lacks them)."""
+        return Provenance.from_attrs(self.path, self.attrs)
 
     def _read(self, selection: Any) -> np.ndarray:
         """Rows of ``/embeddings``; HDF5 checks the checksum of every chunk read."""

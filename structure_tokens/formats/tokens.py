@@ -125,7 +125,7 @@ def write_token_index(h5: h5py.File, offsets: np.ndarray, ids: list[str], sequen
     checked_dataset(h5, "ids", data=string_array(ids))
     checked_dataset(h5, "sequence_hash", data=string_array(sequence_hashes))
     write_attrs(h5, {"format_version": FORMAT_VERSION, "codebook_sha256": codebook.sha256, "k": codebook.k,
-                     "model_name": codebook.model_name, "layer": codebook.layer})
+                     **codebook.provenance.attrs()})
 
 
 def create_tokens_dataset(h5: h5py.File, n_residues: int) -> h5py.Dataset:

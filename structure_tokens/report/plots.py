@@ -55,7 +55,8 @@ def plot_pca(projection: Projection, out_png: str | os.PathLike) -> None:
     ax.legend(title="most used tokens", fontsize=7, title_fontsize=8, markerscale=2, loc="best", framealpha=0.8)
     ax.set_xlabel(f"PC1 ({variance[0]:.1f}% of variance)")
     ax.set_ylabel(f"PC2 ({variance[1]:.1f}% of variance)")
-    ax.set_title(f"PCA of {len(points)} residue embeddings\n{projection.model_name}, layer {projection.layer}, K={k}")
+    source = projection.provenance
+    ax.set_title(f"PCA of {len(points)} residue embeddings\n{source.model_name}, layer {source.layer}, K={k}")
     fig.tight_layout()
     save_figure(fig, out_png)
 

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from structure_tokens.embed.options import is_test_model
 from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS, weights_note
 from structure_tokens.formats.vocab import structure_token_names
 
 
@@ -93,11 +93,12 @@ def write_summary_md(
     out_md = Path(out_md)
     model_name, k = codebook_summary["model_name"], codebook_summary["k"]
     lines = [f"# Structure tokens: run summary (K={k})", ""]
-    if is_test_model(model_name):
-        lines += [f"WARNING: model `{model_name}` is a random/test checkpoint: "
-                  "these tokens carry no biological meaning.", ""]
+    note = weights_note(model_name, codebook_summary.get("weights", UNKNOWN_WEIGHTS))
+    if note:
+        lines += [f"WARNING: {note}.", ""]
     lines += ["## Inputs", "", *mapping_lines(prepare_summary), ""]
     lines += ["## Model", "", f"- model: `{model_name}`", f"- layer: {codebook_summary['layer']}",
+              f"- weights: {codebook_summary.get('weights', UNKNOWN_WEIGHTS)}",
               f"- embedding dim: {codebook_summary.get('dim', training.get('dim'))}", ""]
     lines += ["## Codebook", "", *codebook_table(codebook_summary, training), ""]
     lines += ["## Example tokenized proteins", "", *example_lines(codebook_summary), ""]

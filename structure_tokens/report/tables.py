@@ -10,8 +10,8 @@ from typing import Any, Mapping
 import pandas as pd
 
 from structure_tokens.codebook.metrics import TINY_CODE_FRACTION
-from structure_tokens.embed.options import is_test_model
 from structure_tokens.formats.atomic import atomic_output, write_json
+from structure_tokens.formats.provenance import RANDOM_TEST_WEIGHTS, UNKNOWN_WEIGHTS, weights_note
 from structure_tokens.report.summary import format_value
 
 AGREEMENT_METRICS = {
@@ -21,6 +21,8 @@ AGREEMENT_METRICS = {
     "probe_acc": "probe accuracy (each token's majority label, learned on other chains: 5 folds by chain)",
     "majority_acc": "majority-class rate on the same held-out chains (what the probe has to beat)",
 }
+WEIGHTS_LABELS = {RANDOM_TEST_WEIGHTS: " (RANDOM TEST WEIGHTS: no biological meaning)",
+                  UNKNOWN_WEIGHTS: " (weights of unknown origin)"}
 STYLE = """
 body { font-family: sans-serif; font-size: 14px; margin: 1em; }
 table { border-collapse: collapse; margin-bottom: 1.5em; }
@@ -30,19 +32,20 @@ th { background: #eee; }
 """
 
 
-def model_banner(model_name: str) -> str:
-    """HTML naming the model that produced the numbers, with a warning for random/test weights."""
+def model_banner(model_name: str, weights: str) -> str:
+    """HTML naming the model that produced the numbers, with a warning unless its weights are a fair-esm release."""
     text = f"<p>Model: <code>{html.escape(model_name)}</code></p>"
-    if is_test_model(model_name):
-        text += (f'<p class="warning">{html.escape(model_name)} is a random/test checkpoint: its tokens carry '
-                 "no structural information, and these numbers say nothing about a trained ESM-2.</p>")
+    note = weights_note(model_name, weights)
+    if note:
+        text += f'<p class="warning">{html.escape(note)}.</p>'
     return text
 
 
-def write_html_tables(path: str | os.PathLike, title: str, model_name: str,
+def write_html_tables(path: str | os.PathLike, title: str, model: tuple[str, str],
                       sections: Mapping[str, pd.DataFrame], warning: str | None = None) -> None:
-    """One HTML page: title, model banner, a warning when given, then each titled table (4 significant digits)."""
-    body = [f"<h2>{html.escape(title)}</h2>", model_banner(model_name)]
+    """One HTML page: title, banner of ``model`` (name, weights origin), a warning when given, then each
+    titled table (4 significant digits)."""
+    body = [f"<h2>{html.escape(title)}</h2>", model_banner(*model)]
     if warning:
         body.append(f"<p class='warning'>Warning: {html.escape(warning)}</p>")
     for heading, frame in sections.items():
@@ -73,8 +76,7 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
     similarity, noise = metrics.get("centroid_similarity") or {}, metrics.get("noise_sensitivity") or {}
     rows = {
-        "model": metrics["model_name"] + (" (RANDOM TEST WEIGHTS: no biological meaning)"
-                                          if metrics["model_is_random_test_checkpoint"] else ""),
+        "model": metrics["model_name"] + WEIGHTS_LABELS.get(metrics.get("weights", UNKNOWN_WEIGHTS), ""),
         "K": metrics["k"],
         "held-out proteins / residues (residues per code)": "{} / {} ({:.1f})".format(
             metrics["n_heldout_proteins"], metrics["n_heldout_residues"], metrics["n_heldout_residues"] / metrics["k"]),
@@ -102,6 +104,7 @@ def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, 
     table = metrics_table(metrics)
     with atomic_output(out_tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
-    write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})", metrics["model_name"],
+    write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})",
+                      (metrics["model_name"], metrics.get("weights", UNKNOWN_WEIGHTS)),
                       {"proteins embedded but kept out of the codebook's training sample": table.set_index("metric")},
                       warning=metrics.get("warning"))

@@ -32,16 +32,14 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
     """
     proteins = read_shard(shard_tsv)
     codebook = Codebook.load(codebook_npz)
-    model, alphabet, model_name = load_esm2(checkpoint)
-    embedder = Embedder(model, alphabet, options)
-    if (model_name, embedder.layer, model.embed_dim) != (codebook.model_name, codebook.layer, codebook.dim):
-        raise ValueError(f"{checkpoint} (model {model_name}, layer {embedder.layer}, dim {model.embed_dim}) does "
-                         f"not match codebook {codebook_npz} (model {codebook.model_name}, layer "
-                         f"{codebook.layer}, dim {codebook.dim})")
+    loaded = load_esm2(checkpoint)
+    embedder = Embedder(loaded.model, loaded.alphabet, options)
+    provenance = loaded.provenance(embedder.layer)
+    provenance.require_match(codebook.provenance, checkpoint, f"codebook {codebook_npz}")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
     embedder.results_on_device = True
     plan = embedder.plan(proteins)
-    with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(model_name, embedder),
+    with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(provenance, embedder),
                      options.token_budget) as writer:
         done = stored_indices(writer, proteins)
         if done:
