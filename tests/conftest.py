@@ -29,11 +29,11 @@ def crash_embedder_on_batch(monkeypatch, number: int):
 
     real_run, calls = Embedder._run, []
 
-    def run(self, pieces):
+    def run(self, pieces, *args):
         calls.append(len(pieces))
         if len(calls) == number:
             raise RuntimeError("node died")
-        return real_run(self, pieces)
+        return real_run(self, pieces, *args)
 
     monkeypatch.setattr(Embedder, "_run", run)
     return lambda: monkeypatch.setattr(Embedder, "_run", real_run)

@@ -118,9 +118,9 @@ def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, m
     batch = proteins([300, 200, 150, 100, 80, 60, 40, 20])
     events, real_run = [], Embedder._run
 
-    def logged_run(self, pieces):
+    def logged_run(self, pieces, *args):
         events.append(("launch", len(pieces)))
-        return real_run(self, pieces)
+        return real_run(self, pieces, *args)
 
     monkeypatch.setattr(Embedder, "_run", logged_run)
     for finished in embedder.embed_batches(batch):
@@ -151,7 +151,8 @@ def test_embed_shard_resumes_after_a_crash(tiny_checkpoint, tmp_path, monkeypatc
     undo = crash_embedder_on_batch(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="node died"):
         embed_shard(shard, tiny_checkpoint, out, options)
-    assert not out.exists() and list(partial_dir(out).glob("batch_*.npz"))
+    # each forward batch finished before the crash is stored as one batch, whatever the token budget
+    assert not out.exists() and len(list(partial_dir(out).glob("batch_*.npz"))) == 2
     undo()
     stats = embed_shard(shard, tiny_checkpoint, out, options)
     # the two batches finished before the crash ([300, 200], [150, 100, 80, 60]) are kept
@@ -192,10 +193,11 @@ def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tm
     assert stats["skipped_ids"] == ["p0"] and stats["embedded_now"] == 1 and stats["n_residues"] == 30
     with EmbeddingShard(tmp_path / "out.h5") as out:
         assert out.ids == ["p1"] and out.skipped_ids == ["p0"]
-        assert {k: out.attrs[k] for k in ("model_name", "layer", "long_policy", "window", "window_overlap",
-                                          "compute_dtype", "dtype", "embed_dim", "format_version")} == {
-            "model_name": tiny_checkpoint.stem, "layer": 2, "long_policy": "skip", "window": WINDOW,
-            "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 2}
+        keys = ("model_name", "layer", "long_policy", "window", "window_overlap", "compute_dtype", "dtype",
+                "embed_dim", "format_version", "weights")
+        assert {k: out.attrs[k] for k in keys} == {
+            "model_name": tiny_checkpoint.stem, "layer": 2, "weights": "random-test", "long_policy": "skip",
+            "window": WINDOW, "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 2}
         assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]
 
 
@@ -230,10 +232,8 @@ def test_results_can_stay_on_the_device_with_the_same_values(tiny_checkpoint):
     """One-pass tokens keep embeddings on the model's device; windowed means are the same float32 mean."""
     batch = proteins([1500, 300, 40], seed=5)  # the first is embedded in overlapping windows
     host = embedder(tiny_checkpoint, token_budget=4096)
-    on_device = embedder(tiny_checkpoint, token_budget=4096)
-    on_device.results_on_device = True
     expected = {index: values for finished in host.embed_batches(batch) for index, values in finished}
-    got = {index: values for finished in on_device.embed_batches(batch) for index, values in finished}
+    got = {index: values for finished in host.embed_batches(batch, on_device=True) for index, values in finished}
     assert expected.keys() == got.keys() == {0, 1, 2}
     for index, values in got.items():
         assert isinstance(values, torch.Tensor) and values.dtype == torch.float16

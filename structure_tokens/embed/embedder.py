@@ -115,9 +115,6 @@ class Embedder:
         self.max_batch_tokens = self.token_budget
         self.skipped: list[int] = []
         self.tokens_run = self.real_tokens_run = 0  # tokens of the forward passes, and those not padding
-        # False: results are float16 numpy arrays on the host. True (one-pass tokens): float16 tensors
-        # left on the model's device, so only what is computed from them needs to leave it.
-        self.results_on_device = False
 
     def pieces(self, proteins: Sequence[Protein]) -> list[Piece]:
         """What is run through the model: whole proteins, or windows / truncations of long ones."""
@@ -146,8 +143,9 @@ class Embedder:
         return batches
 
     @torch.inference_mode()
-    def _run(self, batch: list[Piece]) -> "InFlight":
-        """Launch one forward pass; its float16 representations come to the host in one copy.
+    def _run(self, batch: list[Piece], on_device: bool) -> "InFlight":
+        """Launch one forward pass; its float16 representations come to the host in one copy, or stay
+        on the device with ``on_device``.
 
         On CUDA the copy into pinned memory is asynchronous: the host can queue the next batch
         (and write earlier results) while this one computes. On CPU everything is already done.
@@ -157,7 +155,7 @@ class Embedder:
         self.real_tokens_run += sum(len(p.sequence) + 2 for p in batch)
         out = self.model(tokens.to(self.device, non_blocking=True), repr_layers=[self.layer])
         representations = out["representations"][self.layer].to(torch.float16)
-        if self.device.type != "cuda" or self.results_on_device:
+        if self.device.type != "cuda" or on_device:
             return InFlight(batch, representations, None)
         host = torch.empty(representations.shape, dtype=torch.float16, pin_memory=True)
         host.copy_(representations, non_blocking=True)
@@ -165,16 +163,16 @@ class Embedder:
         copied.record()
         return InFlight(batch, host, copied)
 
-    def _forward(self, batch: list[Piece]) -> list["InFlight"]:
+    def _forward(self, batch: list[Piece], on_device: bool) -> list["InFlight"]:
         """Launch a batch, halving it on CUDA out-of-memory.
 
         Each out-of-memory split is counted in ``oom_splits`` and lowers ``max_batch_tokens``, so
         later batches of the same size are split before they run instead of failing again.
         """
         if len(batch) > 1 and padded_tokens(batch) > self.max_batch_tokens:
-            return self._split(batch)
+            return self._split(batch, on_device)
         try:
-            return [self._run(batch)]
+            return [self._run(batch, on_device)]
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:
                 raise
@@ -184,11 +182,11 @@ class Embedder:
         self.max_batch_tokens = padded_tokens(batch) - 1
         log.warning("CUDA out of memory on a batch of %d (%d tokens); halving it", len(batch),
                     padded_tokens(batch))
-        return self._split(batch)
+        return self._split(batch, on_device)
 
-    def _split(self, batch: list[Piece]) -> list["InFlight"]:
+    def _split(self, batch: list[Piece], on_device: bool) -> list["InFlight"]:
         half = len(batch) // 2
-        return self._forward(batch[:half]) + self._forward(batch[half:])
+        return self._forward(batch[:half], on_device) + self._forward(batch[half:], on_device)
 
     def plan(self, proteins: Sequence[Protein]) -> "Plan":
         """The forward batches that embed ``proteins`` (a resumed run replays the same plan)."""
@@ -201,10 +199,11 @@ class Embedder:
         for finished in self.embed_batches(proteins):
             yield from finished
 
-    def embed_batches(self, proteins: Sequence[Protein], plan: "Plan | None" = None,
-                      done: Collection[int] = ()) -> Iterator[list[tuple[int, Any]]]:
+    def embed_batches(self, proteins: Sequence[Protein], plan: "Plan | None" = None, done: Collection[int] = (),
+                      on_device: bool = False) -> Iterator[list[tuple[int, Any]]]:
         """After each forward batch, the proteins it finished: ``[(index into proteins, (length, dim) float16)]``,
-        numpy arrays on the host, or tensors on the device with ``results_on_device``.
+        numpy arrays on the host, or, with ``on_device``, tensors left on the model's device (so that
+        only what is computed from them, such as tokens, needs to leave it).
 
         The next batch is launched before a batch's results are handed out, so on a GPU the caller's
         work on them (writing, token assignment) overlaps the next forward pass. If launching fails,
@@ -242,12 +241,12 @@ class Embedder:
                 if windows_left[piece.index] == 0:
                     del partial[piece.index]
                     finished.append((piece.index, (total / count).half()))  # the same float32 mean, rounded
-            return finished if self.results_on_device else [(index, rep.numpy()) for index, rep in finished]
+            return finished if on_device else [(index, rep.numpy()) for index, rep in finished]
 
         previous: list[InFlight] | None = None
         for batch in batches:
             try:
-                launched = self._forward(batch)
+                launched = self._forward(batch, on_device)
             except BaseException:
                 if previous is not None:
                     yield finish(previous)  # computed before the failure: not lost
@@ -350,7 +349,7 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     attrs = embedding_attrs(provenance, embedder)
     plan = embedder.plan(proteins)
     with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=provenance.dim,
-                         attrs=attrs, flush_rows=options.token_budget) as writer:
+                         attrs=attrs) as writer:
         done = stored_indices(writer, proteins)
         if done:
             log.info("%s: %d proteins already embedded by an interrupted run", out_h5, len(done))
@@ -358,6 +357,7 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
         for finished in embedder.embed_batches(proteins, plan, done):
             for index, embedding in finished:
                 writer.add(proteins[index].id, embedding)
+            writer.flush()  # each forward batch is stored as it finishes: a killed job loses at most one
             progress.add(len(finished), sum(proteins[index].length for index, _ in finished))
         skipped = writer.skipped_ids = [proteins[i].id for i in plan.skipped]
     return {"n_proteins": len(proteins), "embedded_now": progress.proteins, "resumed": len(done),

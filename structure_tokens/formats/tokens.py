@@ -140,7 +140,7 @@ class TokenWriter(ResumableShardWriter):
     """
 
     def __init__(self, path: str | os.PathLike, proteins: Sequence[tuple[str, str, str]], codebook: Codebook,
-                 embedding_settings: dict[str, Any], flush_rows: int):
+                 embedding_settings: dict[str, Any], flush_rows: int = 1 << 20):
         self.codebook = codebook
         meta = {"codebook_sha256": codebook.sha256,
                 "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}

@@ -37,15 +37,13 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
     provenance = loaded.provenance(embedder.layer)
     provenance.require_match(codebook.provenance, checkpoint, f"codebook {codebook_npz}")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
-    embedder.results_on_device = True
     plan = embedder.plan(proteins)
-    with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(provenance, embedder),
-                     options.token_budget) as writer:
+    with TokenWriter(out_h5, resume_keys(proteins, plan), codebook, embedding_attrs(provenance, embedder)) as writer:
         done = stored_indices(writer, proteins)
         if done:
             log.info("%s: %d proteins already tokenized by an interrupted run", out_h5, len(done))
         progress = shard_progress(shard_tsv, embedder, proteins, plan, done)
-        for finished in embedder.embed_batches(proteins, plan, done):
+        for finished in embedder.embed_batches(proteins, plan, done, on_device=True):
             if not finished:
                 continue  # a batch of windows of proteins that are not complete yet
             # the embeddings stay on the device: only the tokens of the batch come back, in one copy
@@ -53,6 +51,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
             flat = assign_torch(block, centroids).to(torch.int32).cpu().numpy().astype(np.uint16)
             for (index, _), tokens in zip(finished, np.split(flat, np.cumsum([len(e) for _, e in finished])[:-1])):
                 writer.add(proteins[index].id, tokens)
+            writer.flush()  # each forward batch is stored as it finishes: a killed job loses at most one
             progress.add(len(finished), len(flat))
         writer.skipped_ids = [proteins[i].id for i in plan.skipped]
     return {"n_proteins": len(proteins), "tokenized_now": progress.proteins, "resumed": len(done),
