@@ -197,7 +197,8 @@ def test_embed_shard_records_skipped_proteins_and_provenance(tiny_checkpoint, tm
                 "embed_dim", "format_version", "weights")
         assert {k: out.attrs[k] for k in keys} == {
             "model_name": tiny_checkpoint.stem, "layer": 2, "weights": "random-test", "long_policy": "skip",
-            "window": WINDOW, "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32, "format_version": 2}
+            "window": WINDOW, "window_overlap": 256, "compute_dtype": "float32", "dtype": "float16", "embed_dim": 32,
+            "format_version": 2}
         assert out.attrs["torch_version"] == torch.__version__ and out.attrs["created"]
 
 
