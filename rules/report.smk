@@ -49,6 +49,5 @@ rule report:
     params:
         report=config["report"],
         seed=config["codebook"]["seed"],
-        benchmarks=f"{OUT}/job_benchmarks",
     script:
         "../scripts/report.py"

@@ -11,16 +11,8 @@ from structure_tokens.evaluation.projection import pca_projection
 from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS
 from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
-from structure_tokens.report.run_summary import (
-    finetune_table,
-    input_tables,
-    load_throughput,
-    plot_throughput,
-    rule_times,
-    throughput_tables,
-)
+from structure_tokens.report.run_summary import load_throughput, plot_throughput, write_run_summary
 from structure_tokens.report.summary import write_summary_md
-from structure_tokens.report.tables import write_html_tables
 from structure_tokens.workflow_logging import start_job
 
 log = start_job(snakemake)
@@ -38,19 +30,8 @@ counts, distinct_histogram, _ = read_token_counts(list(inp.counts), summary["k"]
 plot_token_usage(counts, distinct_histogram, out.usage, model_name=model_name, layer=layer)
 throughput = load_throughput(inp.throughput)
 plot_throughput(throughput, model_name, out.throughput)
-write_html_tables(
-    out.run_summary,
-    "Run summary",
-    (model_name, summary.get("weights", UNKNOWN_WEIGHTS)),
-    {
-        **input_tables(prepared),
-        "instruction data (sft/manifest.json)": finetune_table(finetune),
-        "time per rule (jobs finished before this report; Snakemake benchmark files)": rule_times(
-            params.benchmarks
-        ),
-        **throughput_tables(throughput),
-    },
-)
+model = (model_name, summary.get("weights", UNKNOWN_WEIGHTS))
+write_run_summary(out.run_summary, model, prepared, finetune, throughput)
 write_summary_md(
     out.summary,
     prepare_summary=prepared,

@@ -1,4 +1,5 @@
-"""structure-tokens command line: tokenize, decode, extend a tokenizer, build SFT data (no Snakemake)."""
+"""structure-tokens command line: tokenize, decode, extend a tokenizer, build SFT data, show a run's
+time per rule (no Snakemake)."""
 
 from __future__ import annotations
 
@@ -141,6 +142,19 @@ def run_finetune_data(args: argparse.Namespace) -> None:
     print(json.dumps({split: info["examples"] for split, info in manifest["splits"].items()}), file=sys.stderr)
 
 
+def run_run_times(args: argparse.Namespace) -> None:
+    from structure_tokens.report.run_times import BENCHMARKS_FOLDER, format_rule_times, rule_times
+
+    folder = Path(args.output_dir) / BENCHMARKS_FOLDER
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder} (the workflow's benchmark files; is {args.output_dir} "
+                                "the output_dir of a run?)")
+    table = rule_times(folder)
+    if table.empty:
+        print(f"no benchmark file in {folder} yet", file=sys.stderr)
+    sys.stdout.write(format_rule_times(table, args.format))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="structure-tokens", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"rows per Parquet file (default: {FinetuneOptions.rows_per_shard})")
     finetune.add_argument("--no-jsonl", action="store_true", help="Parquet shards only")
     finetune.set_defaults(run=run_finetune_data)
+
+    times = commands.add_parser(
+        "run-times", help="time and memory per rule of a run, from its job_benchmarks/ files as they are now",
+        description="Jobs, wall seconds (total and longest job), CPU seconds and peak sampled memory (MiB) "
+        "per rule, from the Snakemake benchmark files OUTPUT_DIR/job_benchmarks/<rule>[/<shard>].tsv of the "
+        "jobs finished so far (also during a run).")
+    times.add_argument("output_dir", metavar="OUTPUT_DIR", help="the run's output_dir (e.g. results)")
+    times.add_argument("--format", choices=["markdown", "tsv"], default="markdown",
+                       help="markdown: a rounded table to read or paste (default); tsv: tab-separated, full "
+                       "precision, empty cells where nothing was measured")
+    times.set_defaults(run=run_run_times)
     return parser
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import shutil
@@ -40,6 +41,16 @@ def run(tmp_path_factory, tiny_checkpoint):
     config = write_test_config(workdir, tiny_checkpoint, evaluation=evaluation)
     run_snakemake(workdir, "--configfile", str(config), "--cores", "2")
     return workdir / "results"
+
+
+def test_cli_run_times_reads_the_runs_benchmark_files(run, capsys):
+    from structure_tokens.cli import main
+
+    assert main(["run-times", str(run), "--format", "tsv"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out), sep="\t", index_col="rule")
+    assert {"prepare", "embed", "train_codebook", "report"} <= set(table.index)
+    assert table.loc["embed", "jobs"] == len(list((run / "job_benchmarks/embed").glob("*.tsv")))
+    assert (table.wall_s >= table.max_wall_s).all() and (table.wall_s > 0).all()
 
 
 def test_lint_is_clean_with_structures_enabled(run):
@@ -170,8 +181,7 @@ def test_report_pages_have_the_manifest_summary_and_no_empty_header_rows(run):
     statuses = next(t for t in summary.tables if t["header_rows"][0] == ["status", "records"])
     prepared = json.loads((run / "prepared/prepare_summary.json").read_text())
     assert statuses["cells"][2:] == [str(x) for item in sorted(prepared["status_counts"].items()) for x in item]
-    rules = next(t for t in summary.tables if t["header_rows"][0][:2] == ["rule", "jobs"])
-    assert "embed" in rules["cells"] and "train_codebook" in rules["cells"]
+    assert not any(t["header_rows"][0][:2] == ["rule", "jobs"] for t in summary.tables)  # `run-times` has them
     home = (run.parent / "report.html").read_text()
     assert "esm2_t2_32_tiny_random</code>" in home or MODEL in home
     assert "layer 2" in home and "layer -1" not in home  # the resolved layer of the 2-layer test model

@@ -12,7 +12,8 @@ from structure_tokens.evaluation.projection import pca_projection
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.llm.finetune import finetune_warnings
 from structure_tokens.report.plots import most_used_tokens, plot_pca, plot_token_usage
-from structure_tokens.report.run_summary import plot_throughput, rule_times, throughput_tables
+from structure_tokens.report.run_summary import plot_throughput, throughput_tables, write_run_summary
+from structure_tokens.report.run_times import format_rule_times, rule_times
 from structure_tokens.report.summary import write_summary_md
 from test_codebook import N_BLOBS
 from test_tokenize import tokenized, write_all_shard_outputs  # noqa: F401  (fixture)
@@ -95,16 +96,83 @@ def test_throughput_figure_and_table_stay_readable_at_any_number_of_shards(tmp_p
         assert by_rule.set_index("rule")["shards"].to_dict() == {"embed": 20, "embed_tokenize": n_shards - 20}
 
 
-def test_rule_times_read_every_benchmark_file(tmp_path):
-    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    (tmp_path / "llm_outputs").mkdir()
+BENCHMARK_HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+
+
+def write_benchmarks(folder):
+    """Benchmark files as Snakemake writes them: 3 `llm_outputs` shard jobs, a `vocab` job too
+    short to sample memory (`-`) and a `train_codebook` job timed twice (`repeat`; the last row counts)."""
+    (folder / "llm_outputs").mkdir(parents=True)
     for i in range(3):
         row = f"{i + 1}.5\t0:00:01\t{100 + i}\t1\t1\t1\t0\t0\t0\t1.0\n"
-        (tmp_path / f"llm_outputs/shard_{i:05d}.tsv").write_text(header + row)
-    (tmp_path / "vocab.tsv").write_text(header + "0.2\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t0.1\n")  # too short to sample
+        (folder / f"llm_outputs/shard_{i:05d}.tsv").write_text(BENCHMARK_HEADER + row)
+    (folder / "vocab.tsv").write_text(BENCHMARK_HEADER + "0.2\t0:00:00\t-\t-\t-\t-\t-\t-\t-\t0.1\n")
+    (folder / "train_codebook.tsv").write_text(BENCHMARK_HEADER + "9.0\t0:00:09\t50\t1\t1\t1\t0\t0\t0\t8.0\n"
+                                               "125.25\t0:02:05\t2048.25\t1\t1\t1\t0\t0\t0\t250.0\n")
+    (folder / "embed").mkdir()
+    (folder / "embed/shard_00000.json").write_text("{}")  # a throughput file, not a benchmark file
+    (folder / "embed/shard_00001.tsv").write_text(BENCHMARK_HEADER)  # a job still writing it
+
+
+def test_rule_times_read_every_benchmark_file(tmp_path):
+    write_benchmarks(tmp_path)
     table = rule_times(tmp_path).set_index("rule")
+    assert sorted(table.index) == ["llm_outputs", "train_codebook", "vocab"]
     assert table.loc["llm_outputs", "jobs"] == 3 and table.loc["llm_outputs", "wall_s"] == pytest.approx(7.5)
+    assert table.loc["llm_outputs", "max_wall_s"] == pytest.approx(3.5)
     assert table.loc["llm_outputs", "max_rss_mib"] == 102 and np.isnan(table.loc["vocab", "max_rss_mib"])
+    assert table.loc["train_codebook", ["wall_s", "cpu_s", "max_rss_mib"]].tolist() == [125.25, 250.0, 2048.25]
+
+
+def test_cli_run_times_prints_the_table_per_rule(tmp_path, capsys):
+    from structure_tokens.cli import main
+
+    write_benchmarks(tmp_path / "job_benchmarks")
+    assert main(["run-times", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| rule | jobs | wall_s | max_wall_s | cpu_s | max_rss_mib |"
+    assert lines[2:] == ["| llm_outputs | 3 | 7.5 | 3.5 | 3 | 102 |",
+                         "| train_codebook | 1 | 125 | 125 | 250 | 2,048 |",
+                         "| vocab | 1 | 0.2 | 0.2 | 0.1 | - |"]
+    assert main(["run-times", str(tmp_path), "--format", "tsv"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert rows[0] == ["rule", "jobs", "wall_s", "max_wall_s", "cpu_s", "max_rss_mib"]
+    assert rows[2] == ["train_codebook", "1", "125.25", "125.25", "250.0", "2048.25"] and rows[3][-1] == ""
+
+
+def test_cli_run_times_of_a_folder_without_benchmarks(tmp_path, capsys):
+    from structure_tokens.cli import main
+
+    assert main(["run-times", str(tmp_path)]) == 1
+    assert f"no folder {tmp_path / 'job_benchmarks'}" in capsys.readouterr().err
+    (tmp_path / "job_benchmarks").mkdir()
+    assert main(["run-times", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].startswith("| rule | jobs |") and "no benchmark file" in captured.err
+    assert format_rule_times(rule_times(tmp_path), "tsv").splitlines() == [
+        "rule\tjobs\twall_s\tmax_wall_s\tcpu_s\tmax_rss_mib"]
+
+
+def test_run_summary_page_depends_only_on_its_inputs(tmp_path):
+    """The page the `report` rule writes reads no benchmark file: adding or removing one in the
+    run's job_benchmarks/ (jobs finishing in another order) leaves it byte for byte the same."""
+    prepared = {"status_counts": {"kept": 3, "skipped": 1}, "reason_counts": {"too long": 1}, "n_records": 4,
+                "n_proteins": 3, "n_residues": 90, "n_shards": 1}
+    finetune = {"counts": {"proteins_read": 3, "without_target": 0}, "splits": {"train": {"examples": 3}},
+                "warnings": []}
+    throughput = [{"shard": "embed/shard_00000", "residues": 90, "seconds": 1.5, "residues_per_s": 60.0,
+                   "padding_fraction": 0.1, "device": "cpu", "dtype": "float32"}]
+    page = tmp_path / "report/run_summary.html"
+    pages = []
+    for step in ("none", "added", "removed"):
+        if step == "added":
+            write_benchmarks(tmp_path / "job_benchmarks")
+        elif step == "removed":
+            (tmp_path / "job_benchmarks/llm_outputs/shard_00001.tsv").unlink()
+        write_run_summary(page, ("esm2_t6_8M_UR50D", "fair-esm"), prepared, finetune, throughput)
+        pages.append(page.read_text())
+    assert pages[0] == pages[1] == pages[2]
+    assert "embedding throughput per shard" in pages[0] and "max_rss" not in pages[0]
 
 
 def test_pca_rejects_unpaired_files(tokenized, tmp_path):  # noqa: F811

@@ -1,11 +1,10 @@
-"""The run summary page of the report: what came in (manifest statuses and reasons), what ran
-(time per rule from the Snakemake benchmark files) and the embedding throughput per shard."""
+"""The run summary page of the report: what came in (manifest statuses and reasons), the instruction
+data and the embedding throughput per shard, all from the `report` rule's declared inputs. (The time
+per rule is not on it: ``structure-tokens run-times``, :mod:`structure_tokens.report.run_times`.)"""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -15,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from structure_tokens.report.plots import save_figure
+from structure_tokens.report.tables import write_html_tables
 
-BENCHMARK_COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mib"}
 MAX_LABELLED_SHARDS = 40  # the throughput figure names each shard up to this many
 MAX_LISTED_SHARDS = 100  # the run summary lists each shard up to this many
 N_SLOWEST_SHARDS = 10
@@ -46,31 +45,6 @@ def finetune_table(manifest: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["what", "value"])
 
 
-def read_benchmark(path: Path) -> dict[str, float]:
-    """The last row of a Snakemake ``benchmark:`` file, the columns of :data:`BENCHMARK_COLUMNS`
-    (``-``, not measured, as NaN). Plain text reading: a run has a file per shard job."""
-    with open(path, newline="") as handle:
-        rows = list(csv.reader(handle, delimiter="\t"))
-    header, last = rows[0], rows[-1]
-    values = dict(zip(header, last))
-    return {name: float(values[column]) if values.get(column, "-") != "-" else math.nan
-            for column, name in BENCHMARK_COLUMNS.items()}
-
-
-def rule_times(benchmarks_dir: str | os.PathLike) -> pd.DataFrame:
-    """Jobs, wall and CPU seconds and peak sampled memory per rule, from ``<rule>.tsv`` and
-    ``<rule>/<wildcards>.tsv`` benchmark files (the jobs finished when this is called)."""
-    root = Path(benchmarks_dir)
-    rows = [{"rule": path.relative_to(root).parts[0].removesuffix(".tsv"), **read_benchmark(path)}
-            for path in sorted(root.rglob("*.tsv"))]
-    if not rows:
-        return pd.DataFrame(columns=["rule", "jobs", *BENCHMARK_COLUMNS.values()])
-    jobs = pd.DataFrame(rows)
-    table = jobs.groupby("rule").agg(jobs=("rule", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"),
-                                     max_rss_mib=("max_rss_mib", "max"))
-    return table.reset_index()
-
-
 def throughput_tables(throughput: Sequence[Mapping[str, Any]]) -> dict[str, pd.DataFrame]:
     """Embedding throughput for the run summary page: one row per shard up to
     :data:`MAX_LISTED_SHARDS` shards; beyond, one row per rule and device and the slowest shards."""
@@ -98,6 +72,18 @@ def load_throughput(paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
         entry["shard"] = f"{Path(path).parent.name}/{entry['shard']}"
         loaded.append(entry)
     return loaded
+
+
+def write_run_summary(path: str | os.PathLike, model: tuple[str, str], prepare_summary: Mapping[str, Any],
+                      finetune_manifest: Mapping[str, Any], throughput: Sequence[Mapping[str, Any]]) -> None:
+    """The run summary page (``report/run_summary.html``) of ``model`` (name, weights origin): input
+    records, instruction data and embedding throughput, from what it is given only (no folder of the
+    run is looked into)."""
+    write_html_tables(path, "Run summary", model, {
+        **input_tables(prepare_summary),
+        "instruction data (sft/manifest.json)": finetune_table(finetune_manifest),
+        **throughput_tables(throughput),
+    })
 
 
 def plot_throughput(throughput: Sequence[Mapping[str, Any]], model_name: str, out_png: str | os.PathLike) -> None:
