@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.formats.atomic import atomic_directory, link_or_copy
+from structure_tokens.formats.atomic import atomic_directory, link_or_copy, write_json
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import protein_token_count, render_protein
 from structure_tokens.llm.dataset_card import write_dataset_card
@@ -317,7 +317,7 @@ def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.Path
                 "options": part_options(options), "proteins_read": n_read, "without_target": n_without_target,
                 "structure_usage": structure_usage.tolist(),
                 "splits": {split: writer.summary() for split, writer in writers.items()}}
-        (folder / "part.json").write_text(json.dumps(part) + "\n")
+        write_json(folder / "part.json", part, indent=None)
     return part
 
 
@@ -428,7 +428,7 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
             "data_files": {split: [f["path"] for f in info["files"]] for split, info in splits.items()},
             "splits": splits,
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        write_json(tmp / "manifest.json", manifest, indent=1)
         write_dataset_card(tmp, manifest, source)
     for warning in manifest["warnings"]:
         log.warning("%s: %s", out_dir, warning)
