@@ -7,7 +7,8 @@ import signal
 
 import pytest
 
-from structure_tokens.formats.atomic import atomic_directory, atomic_output, atomic_outputs, stale_temporaries
+from structure_tokens.formats.atomic import (atomic_directory, atomic_output, atomic_outputs, json_text,
+                                             stale_temporaries, write_json)
 
 
 def killed_while_writing(path, folder=False) -> None:
@@ -76,3 +77,13 @@ def test_a_folder_appears_whole_and_replaces_an_older_one(tmp_path):
     assert [p.name for p in (out / "data").iterdir()] == ["second.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sft"]  # no temporary folder left
     assert oct(out.stat().st_mode & 0o777) == oct(0o777 & ~current_umask())
+
+
+def test_json_files_end_with_a_newline_and_keep_their_indent(tmp_path):
+    content = {"a": [1, 2], "b": None}
+    assert json_text(content) == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": null\n}\n'
+    assert json_text(content, indent=1) == '{\n "a": [\n  1,\n  2\n ],\n "b": null\n}\n'
+    assert json_text(content, indent=None) == '{"a": [1, 2], "b": null}\n'
+    write_json(tmp_path / "one_line.json", content, indent=None)
+    assert (tmp_path / "one_line.json").read_text() == json_text(content, indent=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one_line.json"]

@@ -30,47 +30,12 @@ from structure_tokens.codebook.metrics import (
     utilization,
 )
 from structure_tokens.codebook.sample import is_heldout, sample_residues
-from structure_tokens.formats.embeddings import EmbeddingShard, write_embedding_shard
+from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.provenance import Provenance
 
-from conftest import REPO
+from conftest import DIM, N_BLOBS, REPO, blob_centers, write_blob_shards
 
-DIM = 16
-N_BLOBS = 8
-MODEL_ATTRS = {"model_name": "esm2_tiny_random", "layer": 2}
 SOURCE = Provenance("m", 1, DIM)  # of the embeddings the k-means tests train on
-
-
-def blob_centers(seed: int = 0) -> np.ndarray:
-    """Well separated cluster centres in DIM dimensions."""
-    return np.random.default_rng(seed).normal(scale=10.0, size=(N_BLOBS, DIM)).astype(np.float32)
-
-
-def write_blob_shards(directory, n_shards: int = 2, proteins_per_shard: int = 20, *, seed: int = 1,
-                      attrs: dict | None = None):
-    """Embedding shards whose residues come from gaussian blobs around :func:`blob_centers`.
-
-    Returns ``(paths, proteins)``; ``proteins`` maps id -> (sequence, sequence_hash, blob labels).
-    """
-    rng = np.random.default_rng(seed)
-    centers = blob_centers()
-    paths, proteins = [], {}
-    for shard in range(n_shards):
-        ids, hashes, embeddings = [], [], []
-        for j in range(proteins_per_shard):
-            length = int(rng.integers(5, 60))
-            sequence = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), size=length))
-            labels = rng.integers(0, N_BLOBS, size=length)
-            protein_id = f"P{shard}_{j:03d}"
-            sequence_hash = hashlib.sha256(sequence.encode()).hexdigest()
-            ids.append(protein_id)
-            hashes.append(sequence_hash)
-            embeddings.append(centers[labels] + rng.normal(scale=0.3, size=(length, DIM)).astype(np.float32))
-            proteins[protein_id] = (sequence, sequence_hash, labels)
-        path = directory / f"shard_{shard:05d}.h5"
-        write_embedding_shard(path, ids, hashes, embeddings, attrs or MODEL_ATTRS)
-        paths.append(path)
-    return paths, proteins
 
 
 def test_is_heldout_depends_only_on_the_hash():

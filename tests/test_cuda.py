@@ -16,8 +16,7 @@ from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.shards import write_shard
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
-from test_embed_embedder import proteins
-from test_tokenize_direct import assert_same_tokens
+from conftest import assert_same_tokens, proteins
 
 NO_CUDA = f"torch {torch.__version__} cannot use CUDA here (no GPU, or a CPU-only build): run on a GPU node"
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason=NO_CUDA)

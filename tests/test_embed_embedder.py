@@ -15,17 +15,8 @@ from structure_tokens.embed.options import WINDOW, EmbedOptions
 from structure_tokens.formats.embeddings import EmbeddingShard
 from structure_tokens.formats.resumable import partial_dir
 from structure_tokens.formats.shards import Protein, write_shard
-from structure_tokens.inputs.validate import sequence_hash
 
-from conftest import crash_embedder_on_batch
-
-AMINO = "ACDEFGHIKLMNPQRSTVWY"
-
-
-def proteins(lengths, seed=0):
-    rng = np.random.default_rng(seed)
-    sequences = ["".join(rng.choice(list(AMINO), n)) for n in lengths]
-    return [Protein(f"p{i}", s, sequence_hash(s)) for i, s in enumerate(sequences)]
+from conftest import crash_embedder_on_batch, proteins
 
 
 def stock_embedding(checkpoint, sequence, layer):
@@ -127,7 +118,6 @@ def test_next_batch_is_launched_before_results_are_handed_out(tiny_checkpoint, m
         events.append(("handed out", len(finished)))
     assert events == [("launch", 2), ("launch", 4), ("handed out", 2), ("launch", 2), ("handed out", 4),
                       ("handed out", 2)]
-
 
 
 def assert_same_shard(path, reference):

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO
-from test_profile import rule_blocks
+from conftest import REPO, rule_blocks
 from structure_tokens.envs import CPU_TORCH_ENVS, CPU_TORCH_INDEX, DEFAULT_VARIANT, GPU_ENVS, VARIANTS, env_file
 
 PACKAGE = "structure_tokens"

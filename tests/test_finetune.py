@@ -16,7 +16,9 @@ import yaml
 from structure_tokens.cli import main
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import render_protein
-from structure_tokens.llm.finetune import split_of, verify_finetune_data, write_finetune_data
+from structure_tokens.llm.finetune import (SFT_SCHEMA, _PartTally, finetune_manifest, finetune_warnings,
+                                           part_json, rendered_protein, row_group, row_target, sft_row,
+                                           split_of, verify_finetune_data, write_finetune_data)
 from structure_tokens.llm.dataset_card import COLUMNS
 from structure_tokens.llm.options import FinetuneOptions
 from structure_tokens.formats.vocab import protein_token_strings
@@ -84,6 +86,52 @@ def test_split_of_is_deterministic_and_follows_fractions():
     assert all(abs(counts[name] - fraction) < 0.02 for name, fraction in fractions.items())
     assert splits != [split_of(f"sequence:{i}", 1, fractions) for i in range(5000)]
     assert {split_of(f"sequence:{i}", 0, {"train": 1.0, "test": 0.0}) for i in range(200)} == {"train"}
+
+
+def test_a_row_gives_its_target_group_split_and_sft_row():
+    options = FinetuneOptions(seed=5, fractions={"train": 0.5, "test": 0.5})
+    row = {"id": "P1", "aliases": ("A1",), "sequence": "MKV", "structure_tokens": [1, 2, 3],
+           "function": "  Binds ATP. ", "description": None, "instruction": "  "}
+    assert row_target(row, "function") == "Binds ATP." and row_target(row, "description") == ""
+    assert row_group(row, None, options) == ("sequence:MKV", split_of("sequence:MKV", 5, options.fractions))
+    assert row_group(row, {"A1": "R7"}, options)[0] == "cluster:R7"
+    with pytest.raises(ValueError, match=r"protein P1 \(aliases \['A1'\]\) is in no cluster"):
+        row_group(row, {"other": "R7"}, options)
+    protein = rendered_protein(row, build_vocab(K), "combined", "t.parquet")
+    assert protein == "<protein><M|S001><K|S002><V|S003></protein>"
+    with pytest.raises(ValueError, match=r"^t\.parquet: protein P1: .*length 3 has 1 structure tokens"):
+        rendered_protein({**row, "structure_tokens": [1]}, build_vocab(K), "combined", "t.parquet")
+    sft = sft_row(row, "test", protein, "Binds ATP.", options)
+    assert sft == {"id": "P1", "aliases": ["A1"], "split": "test", "instruction": options.instruction,
+                   "protein": protein, "prompt": f"{options.instruction}\n{protein}\n", "completion": "Binds ATP.",
+                   "n_residues": 3}
+    assert list(sft) == SFT_SCHEMA.names
+    assert sft_row({**row, "instruction": " Why? "}, "test", protein, "x", options)["instruction"] == "Why?"
+
+
+def test_part_json_and_manifest_follow_the_counts():
+    options = FinetuneOptions(format="combined", fractions={"train": 1.0})
+    tally = _PartTally(np.array([2, 0, 1]), n_read=4, without_target=1)
+    part = part_json(Path("x/shard.parquet"), "ab", "cd", options, tally, {"train": {"examples": 3}})
+    assert (part["source"], part["proteins_read"], part["without_target"]) == ("x/shard.parquet", 4, 1)
+    assert part["structure_usage"] == [2, 0, 1] and json.loads(json.dumps(part)) == part
+    codebook = Codebook(np.zeros((K, 4), dtype=np.float32), model_name="m", layer=1, seed=0, n_train=1)
+    splits = {"train": {"examples": 3, "files": [{"path": "data/train-00000.parquet"}]}}
+    manifest = finetune_manifest(codebook, 100, options, {"files": 1}, {"proteins_read": 4, "without_target": 1,
+                                 "examples": 3}, 2, splits, created="then")
+    assert (manifest["created"], manifest["k"], manifest["vocab_offset"], manifest["combined_tokens_needed"]) == (
+        "then", K, 100, True)
+    assert manifest["data_files"] == {"train": ["data/train-00000.parquet"]} and manifest["splits"] == splits
+    assert manifest["warnings"] == [] and manifest["split"]["fractions"] == {"train": 1.0}
+    empty = finetune_manifest(codebook, 100, options, {}, {"proteins_read": 4, "without_target": 4, "examples": 0},
+                              0, {"train": {"files": []}}, created="then")
+    assert empty["warnings"] == finetune_warnings(4, 0, "function") != []
+
+
+def test_warnings_only_for_an_empty_set_of_read_proteins():
+    assert finetune_warnings(0, 0, "function") == [] and finetune_warnings(5, 1, "function") == []
+    assert "finetune.target: description" in finetune_warnings(5, 0, "function")[0]
+    assert finetune_warnings(5, 0, "description")[0].endswith("; no record has a description")
 
 
 def test_options_are_validated():

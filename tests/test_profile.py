@@ -13,7 +13,7 @@ import pytest
 import yaml
 from yte import process_yaml
 
-from conftest import REPO, write_test_config
+from conftest import REPO, rule_blocks, write_test_config
 from structure_tokens.slurm import gpu_job_resources
 
 PROFILE = REPO / "profiles/slurm/config.yaml"
@@ -40,17 +40,6 @@ printf '%s\\n' "$*" >> "$FAKE_SBATCH_LOG"
 echo "fake sbatch: recorded, not submitted" >&2
 exit 1
 """
-
-
-def rule_blocks() -> dict[str, str]:
-    """The text of every rule in rules/*.smk, by name."""
-    blocks = {}
-    for smk in (REPO / "rules").glob("*.smk"):
-        for block in re.split(r"\n(?=\s*(?:rule|checkpoint) \w+:)", smk.read_text()):
-            name = re.match(r"\s*(?:rule|checkpoint) (\w+):", block)
-            if name:
-                blocks[name.group(1)] = block
-    return blocks
 
 
 def render(monkeypatch, **variables: str) -> dict:

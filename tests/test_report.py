@@ -15,8 +15,7 @@ from structure_tokens.report.plots import most_used_tokens, plot_pca, plot_token
 from structure_tokens.report.run_summary import plot_throughput, throughput_tables, write_run_summary
 from structure_tokens.report.run_times import format_rule_times, rule_times
 from structure_tokens.report.summary import write_summary_md
-from test_codebook import N_BLOBS
-from test_tokenize import tokenized, write_all_shard_outputs  # noqa: F401  (fixture)
+from conftest import N_BLOBS, write_all_shard_outputs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TRAINING = {"inertia": 12.5, "train_mse": 1.4, "heldout_mse": 1.5, "n_train": 100, "n_heldout": 10,
@@ -24,14 +23,14 @@ TRAINING = {"inertia": 12.5, "train_mse": 1.4, "heldout_mse": 1.5, "n_train": 10
 
 
 @pytest.fixture
-def token_counts(tokenized, tmp_path):  # noqa: F811
+def token_counts(tokenized, tmp_path):
     """The shards' token-count files, as the `llm_outputs` jobs write them."""
     write_all_shard_outputs(tokenized, tmp_path)
     return sorted((tmp_path / "token_counts").glob("*.json"))
 
 
 @pytest.fixture
-def summary(tokenized, token_counts, tmp_path):  # noqa: F811
+def summary(tokenized, token_counts, tmp_path):
     training_json = tmp_path / "training.json"
     training_json.write_text(json.dumps(TRAINING))
     out = tmp_path / f"codebook_summary_K{N_BLOBS}.json"
@@ -40,7 +39,7 @@ def summary(tokenized, token_counts, tmp_path):  # noqa: F811
     return returned
 
 
-def test_codebook_summary_counts_every_tokenized_residue(summary, tokenized):  # noqa: F811
+def test_codebook_summary_counts_every_tokenized_residue(summary, tokenized):
     labels = np.concatenate([labels for _, _, labels in tokenized["proteins"].values()])
     used = np.unique(labels)
     assert summary["k"] == N_BLOBS and summary["n_residues"] == len(labels)
@@ -56,13 +55,13 @@ def test_codebook_summary_counts_every_tokenized_residue(summary, tokenized):  #
     assert summary["examples"][0]["length"] >= len(summary["examples"][0]["tokens_head"]) > 0
 
 
-def test_token_counts_of_another_codebook_are_refused(tokenized, token_counts, tmp_path):  # noqa: F811
+def test_token_counts_of_another_codebook_are_refused(tokenized, token_counts, tmp_path):
     other = Codebook(np.zeros((N_BLOBS, 2), dtype=np.float32), model_name="m", layer=1, seed=0, n_train=1)
     with pytest.raises(ValueError, match=f"{token_counts[0]} counts tokens of codebook sha256"):
         read_token_counts(token_counts, N_BLOBS, other.sha256)
 
 
-def test_figures_are_pngs(tokenized, token_counts, tmp_path):  # noqa: F811
+def test_figures_are_pngs(tokenized, token_counts, tmp_path):
     pca, usage = tmp_path / "report/clustering_pca.png", tmp_path / "report/token_usage.png"
     plot_pca(pca_projection(tokenized["embeddings"], tokenized["tokens"], n_residues=150, seed=0), pca)
     codebook = Codebook.load(tokenized["codebook"])
@@ -175,7 +174,7 @@ def test_run_summary_page_depends_only_on_its_inputs(tmp_path):
     assert "embedding throughput per shard" in pages[0] and "max_rss" not in pages[0]
 
 
-def test_pca_rejects_unpaired_files(tokenized, tmp_path):  # noqa: F811
+def test_pca_rejects_unpaired_files(tokenized, tmp_path):
     with pytest.raises(ValueError, match="same order"):
         pca_projection(tokenized["embeddings"], tokenized["tokens"][::-1], n_residues=10, seed=0)
 

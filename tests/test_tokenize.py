@@ -19,35 +19,7 @@ from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.formats.vocab import build_vocab, interleave, write_vocab
 from structure_tokens.llm.options import OutputOptions
 from structure_tokens.llm.outputs import write_shard_outputs
-from conftest import flip_bit_in_dataset
-from test_codebook import MODEL_ATTRS, N_BLOBS, blob_centers, write_blob_shards
-
-
-
-def prepared_protein(protein_id: str, sequence: str, sequence_hash: str) -> Protein:
-    return Protein(protein_id, sequence, sequence_hash, aliases=(f"{protein_id}_alias",),
-                   description="a protein", function=f"function of\t{protein_id}")
-
-
-@pytest.fixture
-def tokenized(tmp_path):
-    """Two blob shards, their true-centre codebook, tokens and prepared TSVs (input order reversed)."""
-    embeddings, proteins = write_blob_shards(tmp_path / "embeddings", n_shards=2, proteins_per_shard=6)
-    codebook_npz = tmp_path / "codebook_K8.npz"
-    Codebook(blob_centers(), model_name=MODEL_ATTRS["model_name"], layer=MODEL_ATTRS["layer"], seed=0,
-             n_train=1).save(codebook_npz)
-    tokens, tsvs = [], []
-    for path in embeddings:
-        out = tmp_path / "tokens" / path.name
-        tokenize_shard(path, codebook_npz, out, block_rows=7)
-        tokens.append(out)
-        with EmbeddingShard(path) as shard:
-            input_order = list(reversed(shard.ids))
-        tsv = tmp_path / "shards" / f"{path.stem}.tsv"
-        write_shard(tsv, [prepared_protein(i, *proteins[i][:2]) for i in input_order])
-        tsvs.append(tsv)
-    return {"embeddings": embeddings, "tokens": tokens, "tsvs": tsvs, "codebook": codebook_npz,
-            "proteins": proteins}
+from conftest import N_BLOBS, blob_centers, flip_bit_in_dataset, prepared_protein, write_all_shard_outputs
 
 
 def test_tokens_h5_round_trip(tokenized):
@@ -98,15 +70,6 @@ def test_interleave_alternates_residue_and_structure_token():
         interleave("MKV", [1, 2], vocab)
     with pytest.raises(ValueError, match=r"\['X'\] are not among"):
         interleave("MXV", [1, 2, 3], vocab)
-
-
-def write_all_shard_outputs(tokenized, folder, **options):
-    """Every shard's LLM outputs as the workflow lays them out; returns the per-shard stats."""
-    return [write_shard_outputs(tsv, h5, tokenized["codebook"], OutputOptions(**options),
-                                out_parquet=folder / f"tokens.parquet/{tsv.stem}.parquet",
-                                out_jsonl=folder / f"interleaved.jsonl/{tsv.stem}.jsonl",
-                                out_counts=folder / f"token_counts/{tsv.stem}.json")
-            for tsv, h5 in zip(tokenized["tsvs"], tokenized["tokens"])]
 
 
 def test_llm_outputs(tokenized, tmp_path):
@@ -164,8 +127,6 @@ def test_llm_outputs_reject_a_length_mismatch(tokenized, tmp_path):
         write_all_shard_outputs(tokenized, tmp_path)
     written = [tmp_path / name for name in ("tokens.parquet", "interleaved.jsonl", "token_counts")]
     assert not [path for folder in written if folder.exists() for path in folder.iterdir()]  # no part, no temporary
-
-
 
 
 @pytest.mark.parametrize("damage", ["flipped bit", "token out of range"])

@@ -11,12 +11,9 @@ from structure_tokens.embed.embedder import Embedder, embed_shard
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.shards import write_shard
 from structure_tokens.formats.resumable import partial_dir
-from structure_tokens.formats.tokens import TokenShard
 from structure_tokens.tokenize.from_embeddings import tokenize_shard
 from structure_tokens.tokenize.one_pass import embed_and_tokenize_shard
-from test_embed_embedder import proteins
-
-from conftest import crash_embedder_on_batch
+from conftest import assert_same_tokens, crash_embedder_on_batch, proteins
 
 OPTIONS = EmbedOptions(token_budget=700)
 
@@ -38,14 +35,6 @@ def one_pass_inputs(tiny_checkpoint, tmp_path):
     return shard, codebook_npz, two_pass
 
 
-def assert_same_tokens(path_a, path_b):
-    with TokenShard(path_a) as a, TokenShard(path_b) as b:
-        assert a.ids == b.ids and a.sequence_hashes == b.sequence_hashes
-        assert a.codebook_sha256 == b.codebook_sha256
-        np.testing.assert_array_equal(a.offsets, b.offsets)
-        np.testing.assert_array_equal(a.tokens, b.tokens)
-
-
 def test_one_pass_tokens_equal_embed_then_tokenize(tiny_checkpoint, one_pass_inputs, tmp_path):
     shard, codebook_npz, two_pass = one_pass_inputs
     out = tmp_path / "one_pass" / "shard_00000.h5"
@@ -53,7 +42,6 @@ def test_one_pass_tokens_equal_embed_then_tokenize(tiny_checkpoint, one_pass_inp
     assert (stats["n_proteins"], stats["tokenized_now"], stats["resumed"]) == (8, 8, 0)
     assert_same_tokens(out, two_pass)
     assert not partial_dir(out).exists()
-
 
 
 def test_one_pass_resumes_after_a_crash_and_keeps_finished_batches(tiny_checkpoint, one_pass_inputs, tmp_path,

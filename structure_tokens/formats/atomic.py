@@ -117,7 +117,12 @@ def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
         shutil.copyfile(source, target)
 
 
-def write_json(path: str | os.PathLike, content: object) -> None:
-    """``content`` as indented JSON (and a final newline), written atomically."""
+def json_text(content: object, indent: int | None = 2) -> str:
+    """``content`` as the text of a JSON file: indented by ``indent`` (``None``: on one line), with a final newline."""
+    return json.dumps(content, indent=indent) + "\n"
+
+
+def write_json(path: str | os.PathLike, content: object, *, indent: int | None = 2) -> None:
+    """``content`` as JSON (:func:`json_text`), written atomically."""
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
+        tmp.write_text(json_text(content, indent))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import filecmp
-import json
 import logging
 import os
 from collections import Counter
@@ -11,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable
 
-from structure_tokens.formats.atomic import atomic_output
+from structure_tokens.formats.atomic import atomic_output, write_json
 from structure_tokens.formats.manifest import ManifestWriter
 from structure_tokens.formats.shards import Protein, read_shard, shard_name, write_shard
 from structure_tokens.inputs.options import InputOptions
@@ -164,8 +163,7 @@ def prepare_inputs(
         "n_shards": len(shards),
         "shards": shards,
     }
-    with atomic_output(summary_path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(summary_path, summary, indent=1)
     log.info("%d records -> %d proteins (%d residues) in %d shards; %s", summary["n_records"], n_kept,
              n_residues, len(shards), dict(statuses))
     return summary

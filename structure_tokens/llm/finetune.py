@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from structure_tokens.formats.atomic import atomic_directory, link_or_copy
+from structure_tokens.formats.atomic import atomic_directory, link_or_copy, write_json
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.vocab import protein_token_count, render_protein
 from structure_tokens.llm.dataset_card import write_dataset_card
@@ -272,6 +272,71 @@ def part_options(options: FinetuneOptions) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(options)))
 
 
+def row_target(row: Mapping[str, Any], target: str) -> str:
+    """A token-table row's target text (its ``target`` column), stripped; empty when it has none."""
+    return (row.get(target) or "").strip()
+
+
+def row_group(row: Mapping[str, Any], clusters: Mapping[str, str] | None,
+              options: FinetuneOptions) -> tuple[str, str]:
+    """A row's split group (:func:`group_key`) and the split that group falls in (:func:`split_of`)."""
+    key = group_key(row, clusters, options.clusters_tsv)
+    return key, split_of(key, options.seed, options.fractions)
+
+
+def rendered_protein(row: Mapping[str, Any], vocab: Mapping[str, Any], protein_format: str,
+                     table_file: str | os.PathLike) -> str:
+    """A row's protein as a structure-aware stream; a rendering error names the file and the protein."""
+    try:
+        return render_protein(row["sequence"], row["structure_tokens"], vocab, protein_format)
+    except ValueError as error:
+        raise ValueError(f"{table_file}: protein {row['id']}: {error}") from None
+
+
+def sft_row(row: Mapping[str, Any], split: str, protein: str, target: str,
+            options: FinetuneOptions) -> dict[str, Any]:
+    """The SFT row of a token-table row: its own instruction when not blank, else ``options.instruction``."""
+    instruction = (row.get("instruction") or "").strip() or options.instruction
+    return {"id": row["id"], "aliases": list(row["aliases"]), "split": split,
+            "instruction": instruction, "protein": protein,
+            "prompt": options.prompt_template.format(instruction=instruction, protein=protein),
+            "completion": target, "n_residues": len(row["sequence"])}
+
+
+@dataclasses.dataclass
+class _PartTally:
+    """A part's counts beside its splits: rows read, rows without target text, uses of each structure token."""
+
+    structure_usage: np.ndarray
+    n_read: int = 0
+    without_target: int = 0
+
+
+def _write_part_rows(table_file: Path, vocab: Mapping[str, Any], clusters: Mapping[str, str] | None,
+                     options: FinetuneOptions, writers: Mapping[str, _SplitWriter], tally: _PartTally) -> None:
+    """Every row of ``table_file`` with target text to the writer of its split; every row counted in ``tally``."""
+    for row in iter_token_rows(table_file, options.target):
+        tally.n_read += 1
+        target = row_target(row, options.target)
+        if not target:
+            tally.without_target += 1
+            continue
+        key, split = row_group(row, clusters, options)
+        protein = rendered_protein(row, vocab, options.format, table_file)
+        writers[split].add(sft_row(row, split, protein, target, options), group_hash(key),
+                           protein_token_count(len(row["sequence"]), options.format), len(target))
+        tally.structure_usage += np.bincount(row["structure_tokens"], minlength=tally.structure_usage.size)
+
+
+def part_json(table_file: str | os.PathLike, source_sha256: str, codebook_sha256: str, options: FinetuneOptions,
+              tally: _PartTally, splits: Mapping[str, Any]) -> dict[str, Any]:
+    """The content of a part folder's ``part.json``."""
+    return {"format_version": PART_FORMAT_VERSION, "source": str(table_file), "source_sha256": source_sha256,
+            "codebook_sha256": codebook_sha256, "options": part_options(options), "proteins_read": tally.n_read,
+            "without_target": tally.without_target, "structure_usage": tally.structure_usage.tolist(),
+            "splits": dict(splits)}
+
+
 def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.PathLike,
                         codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
                         options: FinetuneOptions = FinetuneOptions()) -> dict[str, Any]:
@@ -285,39 +350,16 @@ def write_finetune_part(table_file: str | os.PathLike, vocab_json: str | os.Path
     vocab, codebook = check_vocab(vocab_json, codebook_npz)
     table_file = Path(table_file)
     clusters = part_clusters(table_file, options)
-    structure_usage = np.zeros(codebook.k, dtype=np.int64)
-    n_read = n_without_target = 0
+    tally = _PartTally(np.zeros(codebook.k, dtype=np.int64))
     with atomic_directory(out_dir) as folder:
         writers = {split: _SplitWriter(folder, split, options.rows_per_shard, options.jsonl)
                    for split in options.fractions}
-        for row in iter_token_rows(table_file, options.target):
-            n_read += 1
-            target = (row.get(options.target) or "").strip()
-            if not target:
-                n_without_target += 1
-                continue
-            key = group_key(row, clusters, options.clusters_tsv)
-            split = split_of(key, options.seed, options.fractions)
-            try:
-                protein = render_protein(row["sequence"], row["structure_tokens"], vocab, options.format)
-            except ValueError as error:
-                raise ValueError(f"{table_file}: protein {row['id']}: {error}") from None
-            instruction = (row.get("instruction") or "").strip() or options.instruction
-            sft_row = {"id": row["id"], "aliases": list(row["aliases"]), "split": split,
-                       "instruction": instruction, "protein": protein,
-                       "prompt": options.prompt_template.format(instruction=instruction, protein=protein),
-                       "completion": target, "n_residues": len(row["sequence"])}
-            writers[split].add(sft_row, group_hash(key), protein_token_count(len(row["sequence"]), options.format),
-                               len(target))
-            structure_usage += np.bincount(row["structure_tokens"], minlength=codebook.k)
+        _write_part_rows(table_file, vocab, clusters, options, writers, tally)
         for writer in writers.values():
             writer.flush()
-        part = {"format_version": PART_FORMAT_VERSION, "source": str(table_file),
-                "source_sha256": file_sha256(table_file), "codebook_sha256": codebook.sha256,
-                "options": part_options(options), "proteins_read": n_read, "without_target": n_without_target,
-                "structure_usage": structure_usage.tolist(),
-                "splits": {split: writer.summary() for split, writer in writers.items()}}
-        (folder / "part.json").write_text(json.dumps(part) + "\n")
+        part = part_json(table_file, file_sha256(table_file), codebook.sha256, options, tally,
+                         {split: writer.summary() for split, writer in writers.items()})
+        write_json(folder / "part.json", part, indent=None)
     return part
 
 
@@ -354,6 +396,104 @@ def finetune_warnings(n_read: int, n_examples: int, target: str) -> list[str]:
             f"(finetune.target: {target}); {advice}"]
 
 
+def read_part(folder: Path, codebook_sha256: str, options: FinetuneOptions) -> dict[str, Any]:
+    """A part folder's ``part.json``; refused when the part was made with another codebook or other options."""
+    part = json.loads((folder / "part.json").read_text())
+    if part["codebook_sha256"] != codebook_sha256 or part["options"] != part_options(options):
+        raise ValueError(f"{folder} was made with codebook {part['codebook_sha256']} and {part['options']}, "
+                         f"not with {codebook_sha256} and {part_options(options)}")
+    return part
+
+
+class _SplitFiles:
+    """One split of the output folder, part after part: its files, linked in and renumbered, and its counts."""
+
+    def __init__(self, out: Path, split: str, jsonl: bool):
+        self.out, self.split, self.jsonl = out, split, jsonl
+        self.files: list[dict[str, Any]] = []
+        self.jsonl_files: list[dict[str, Any]] = []
+        self.group_files: list[Path] = []
+        self.examples = self.groups = 0  # groups seen in several parts counted once per part
+        self.extremes = {key: _Extremes() for key in ("residues", "protein_tokens", "target_chars")}
+
+    def add(self, folder: Path, info: Mapping[str, Any]) -> None:
+        """The files and counts of this split in a part folder (``info``: the split in its ``part.json``)."""
+        for entry in info["files"]:
+            self._link(folder, entry)
+        if info["groups"]:
+            self.group_files.append(folder / f"groups-{self.split}.npy")
+        self.groups += info["groups"]
+        self.examples += info["examples"]
+        for key, extremes in self.extremes.items():
+            extremes.merge(info[key])
+
+    def _link(self, folder: Path, entry: Mapping[str, Any]) -> None:
+        """One file of a part (and its JSONL twin) linked in under the split's next number."""
+        stem = f"{self.split}-{len(self.files):05d}"
+        link_or_copy(folder / entry["name"], self.out / "data" / f"{stem}.parquet")
+        self.files.append({"path": f"data/{stem}.parquet", "rows": entry["rows"], "sha256": entry["sha256"]})
+        if self.jsonl:
+            link_or_copy(folder / entry["jsonl"]["name"], self.out / "jsonl" / f"{stem}.jsonl")
+            self.jsonl_files.append({"path": f"jsonl/{stem}.jsonl", "rows": entry["rows"],
+                                     "sha256": entry["jsonl"]["sha256"]})
+
+    def summary(self) -> dict[str, Any]:
+        """The split's entry in ``manifest.json``; distinct groups are counted over the parts' group files."""
+        return {"examples": self.examples, "groups": count_distinct(self.group_files, self.groups),
+                "residues": self.extremes["residues"].sum,
+                "protein_tokens": self.extremes["protein_tokens"].described(),
+                "target_chars": self.extremes["target_chars"].described(),
+                "files": self.files, **({"jsonl": self.jsonl_files} if self.jsonl else {})}
+
+
+class _Assembly:
+    """The output folder's files and counts, one part at a time (only the parts' ``part.json`` is read)."""
+
+    def __init__(self, out: Path, k: int, options: FinetuneOptions):
+        self.splits = {split: _SplitFiles(out, split, options.jsonl) for split in options.fractions}
+        self.structure_usage = np.zeros(k, dtype=np.int64)
+        self.source_digest = hashlib.sha256()  # of the token-table files' digests (the part jobs hashed the files)
+        self.n_read = self.without_target = 0
+
+    def add(self, folder: Path, part: Mapping[str, Any]) -> None:
+        """A part folder's files and counts (``part``: its ``part.json``)."""
+        for split, files in self.splits.items():
+            files.add(folder, part["splits"][split])
+        self.structure_usage += np.asarray(part["structure_usage"], dtype=np.int64)
+        self.source_digest.update(part["source_sha256"].encode())
+        self.n_read += part["proteins_read"]
+        self.without_target += part["without_target"]
+
+    def counts(self) -> dict[str, int]:
+        """Proteins read, those without target text, and the examples written (the rest)."""
+        return {"proteins_read": self.n_read, "without_target": self.without_target,
+                "examples": self.n_read - self.without_target}
+
+
+def finetune_manifest(codebook: Codebook, vocab_offset: int, options: FinetuneOptions, source: Mapping[str, Any],
+                      counts: Mapping[str, int], structure_tokens_used: int, splits: Mapping[str, Any],
+                      created: str) -> dict[str, Any]:
+    """The content of ``manifest.json``: ``source`` and ``counts`` as :class:`_Assembly` gives them, ``splits``
+    the per-split entries; the warnings follow from the counts (:func:`finetune_warnings`)."""
+    return {
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "created": created,
+        "source": dict(source),
+        "model_name": codebook.model_name, "layer": codebook.layer,
+        "codebook_sha256": codebook.sha256, "k": codebook.k, "vocab_offset": vocab_offset,
+        "format": options.format, "combined_tokens_needed": options.format == "combined",
+        "target": options.target,
+        "instruction_default": options.instruction, "prompt_template": options.prompt_template,
+        "split": {"method": options.split_method, "clusters_tsv": options.clusters_tsv,
+                  "seed": options.seed, "fractions": dict(options.fractions)},
+        "counts": dict(counts),
+        "warnings": finetune_warnings(counts["proteins_read"], counts["examples"], options.target),
+        "structure_tokens_used": structure_tokens_used,
+        "data_files": {split: [f["path"] for f in info["files"]] for split, info in splits.items()},
+        "splits": dict(splits),
+    }
+
+
 def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: str | os.PathLike,
                            codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
                            options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta",
@@ -363,90 +503,46 @@ def assemble_finetune_data(part_dirs: Sequence[str | os.PathLike], vocab_json: s
     ``README.md`` (its licence and attribution follow ``source``, the config's ``input.source``).
     The folder appears as a whole. Reads only the parts' counts; returns the manifest."""
     vocab, codebook = check_vocab(vocab_json, codebook_npz)
-    split_names = list(options.fractions)
-    files: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
-    jsonl: dict[str, list[dict[str, Any]]] = {split: [] for split in split_names}
-    group_files: dict[str, list[Path]] = {split: [] for split in split_names}
-    stats = {split: {"examples": 0, "groups": 0, "residues": _Extremes(), "protein_tokens": _Extremes(),
-                     "target_chars": _Extremes()} for split in split_names}
-    structure_usage = np.zeros(codebook.k, dtype=np.int64)
-    source_digest = hashlib.sha256()  # of the token-table files' digests (the part jobs hashed the files)
-    n_read = n_without_target = 0
     with atomic_directory(out_dir) as tmp:
         (tmp / "data").mkdir()
         if options.jsonl:
             (tmp / "jsonl").mkdir()
+        assembly = _Assembly(tmp, codebook.k, options)
         for folder in map(Path, part_dirs):  # one part in memory at a time
-            part = json.loads((folder / "part.json").read_text())
-            if part["codebook_sha256"] != codebook.sha256 or part["options"] != part_options(options):
-                raise ValueError(f"{folder} was made with codebook {part['codebook_sha256']} and {part['options']}, "
-                                 f"not with {codebook.sha256} and {part_options(options)}")
-            for split in split_names:
-                info = part["splits"][split]
-                for entry in info["files"]:
-                    stem = f"{split}-{len(files[split]):05d}"
-                    link_or_copy(folder / entry["name"], tmp / "data" / f"{stem}.parquet")
-                    files[split].append({"path": f"data/{stem}.parquet", "rows": entry["rows"],
-                                         "sha256": entry["sha256"]})
-                    if options.jsonl:
-                        link_or_copy(folder / entry["jsonl"]["name"], tmp / "jsonl" / f"{stem}.jsonl")
-                        jsonl[split].append({"path": f"jsonl/{stem}.jsonl", "rows": entry["rows"],
-                                             "sha256": entry["jsonl"]["sha256"]})
-                if info["groups"]:
-                    group_files[split].append(folder / f"groups-{split}.npy")
-                stats[split]["groups"] += info["groups"]  # groups seen in several parts counted once per part
-                stats[split]["examples"] += info["examples"]
-                for key in ("residues", "protein_tokens", "target_chars"):
-                    stats[split][key].merge(info[key])
-            structure_usage += np.asarray(part["structure_usage"], dtype=np.int64)
-            source_digest.update(part["source_sha256"].encode())
-            n_read += part["proteins_read"]
-            n_without_target += part["without_target"]
-        splits = {split: {"examples": stats[split]["examples"],
-                          "groups": count_distinct(group_files[split], stats[split]["groups"]),
-                          "residues": stats[split]["residues"].sum,
-                          "protein_tokens": stats[split]["protein_tokens"].described(),
-                          "target_chars": stats[split]["target_chars"].described(),
-                          "files": files[split], **({"jsonl": jsonl[split]} if options.jsonl else {})}
-                  for split in split_names}
-        manifest = {
-            "format_version": MANIFEST_FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "source": {"tokens_parquet": str(token_table), "files": len(part_dirs),
-                       "tokens_parquet_sha256": source_digest.hexdigest()},
-            "model_name": codebook.model_name, "layer": codebook.layer,
-            "codebook_sha256": codebook.sha256, "k": codebook.k, "vocab_offset": vocab["vocab_offset"],
-            "format": options.format, "combined_tokens_needed": options.format == "combined",
-            "target": options.target,
-            "instruction_default": options.instruction, "prompt_template": options.prompt_template,
-            "split": {"method": options.split_method, "clusters_tsv": options.clusters_tsv,
-                      "seed": options.seed, "fractions": dict(options.fractions)},
-            "counts": {"proteins_read": n_read, "without_target": n_without_target,
-                       "examples": n_read - n_without_target},
-            "warnings": finetune_warnings(n_read, n_read - n_without_target, options.target),
-            "structure_tokens_used": int(np.count_nonzero(structure_usage)),
-            "data_files": {split: [f["path"] for f in info["files"]] for split, info in splits.items()},
-            "splits": splits,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+            assembly.add(folder, read_part(folder, codebook.sha256, options))
+        tables = {"tokens_parquet": str(token_table), "files": len(part_dirs),
+                  "tokens_parquet_sha256": assembly.source_digest.hexdigest()}
+        splits = {split: files.summary() for split, files in assembly.splits.items()}
+        manifest = finetune_manifest(codebook, vocab["vocab_offset"], options, tables, assembly.counts(),
+                                     int(np.count_nonzero(assembly.structure_usage)), splits,
+                                     created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_json(tmp / "manifest.json", manifest, indent=1)
         write_dataset_card(tmp, manifest, source)
     for warning in manifest["warnings"]:
         log.warning("%s: %s", out_dir, warning)
     return manifest
 
 
+def write_finetune_parts(token_table: str | os.PathLike, vocab_json: str | os.PathLike,
+                         codebook_npz: str | os.PathLike, folder: str | os.PathLike,
+                         options: FinetuneOptions = FinetuneOptions()) -> list[Path]:
+    """One part folder ``folder/part_NNNNN`` per file of a token table (:func:`write_finetune_part`), in order."""
+    parts = []
+    for number, table_file in enumerate(token_table_files(token_table)):
+        parts.append(Path(folder) / f"part_{number:05d}")
+        write_finetune_part(table_file, vocab_json, codebook_npz, parts[-1], options)
+    return parts
+
+
 def write_finetune_data(token_table: str | os.PathLike, vocab_json: str | os.PathLike,
                         codebook_npz: str | os.PathLike, out_dir: str | os.PathLike,
                         options: FinetuneOptions = FinetuneOptions(), *, source: str = "fasta") -> dict[str, Any]:
     """The SFT folder of a whole token table (a Parquet file, or a folder of them such as the
-    pipeline's ``tokens.parquet``): one part per file, then :func:`assemble_finetune_data`."""
+    pipeline's ``tokens.parquet``): one part per file in a scratch folder, then :func:`assemble_finetune_data`."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.parts.", dir=out_dir.parent) as scratch:
-        parts = []
-        for number, table_file in enumerate(token_table_files(token_table)):
-            parts.append(Path(scratch) / f"part_{number:05d}")
-            write_finetune_part(table_file, vocab_json, codebook_npz, parts[-1], options)
+        parts = write_finetune_parts(token_table, vocab_json, codebook_npz, scratch, options)
         return assemble_finetune_data(parts, vocab_json, codebook_npz, out_dir, options, source=source,
                                       token_table=token_table)
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from structure_tokens.codebook.metrics import shard_token_counts, unique_tokens_per_protein
-from structure_tokens.formats.atomic import atomic_outputs
+from structure_tokens.formats.atomic import atomic_outputs, json_text
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import Protein, read_shard
 from structure_tokens.formats.tokens import TokenShard
@@ -149,5 +149,5 @@ def write_shard_outputs(shard_tsv: str | os.PathLike, token_h5: str | os.PathLik
         pq.write_table(parquet_table(shard, aligned), parquet_tmp)
         with open(jsonl_tmp, "w", encoding="utf-8") as jsonl:
             jsonl.writelines(interleaved_lines(aligned, vocab, str(shard_tsv)))
-        counts_tmp.write_text(json.dumps(counts) + "\n")
+        counts_tmp.write_text(json_text(counts, indent=None))
     return {key: value for key, value in counts.items() if not isinstance(value, list)}
