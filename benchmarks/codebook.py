@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from structure_tokens.codebook.assign import assign_torch  # noqa: E402
 from structure_tokens.codebook.kmeans import train_codebook  # noqa: E402
 from structure_tokens.codebook.options import CodebookOptions  # noqa: E402
+from structure_tokens.formats.provenance import Provenance  # noqa: E402
 
 
 def sample(n: int, dim: int, modes: int, seed: int = 0) -> np.ndarray:
@@ -64,7 +65,7 @@ def main() -> None:
         for backend in args.backends:
             start = time.perf_counter()
             options = CodebookOptions(k=args.k, batch_size=args.batch_size, max_iter=args.max_iter, backend=backend)
-            codebook, stats = train_codebook(X, options, model_name="bench", layer=0)
+            codebook, stats = train_codebook(X, options, Provenance("bench", 0, args.dim))
             seconds = time.perf_counter() - start
             results[backend] = (seconds, inertia(X, codebook.centroids), stats.get("iterations"))
         reference = results.get("sklearn", next(iter(results.values())))[1]
