@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # the package of this
 
 from structure_tokens.codebook.metrics import read_token_counts
 from structure_tokens.evaluation.projection import pca_projection
-from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS
+from structure_tokens.formats.provenance import weights_of
 from structure_tokens.report.options import ReportOptions
 from structure_tokens.report.plots import plot_pca, plot_token_usage
 from structure_tokens.report.run_summary import load_throughput, plot_throughput, write_run_summary
@@ -30,7 +30,7 @@ counts, distinct_histogram, _ = read_token_counts(list(inp.counts), summary["k"]
 plot_token_usage(counts, distinct_histogram, out.usage, model_name=model_name, layer=layer)
 throughput = load_throughput(inp.throughput)
 plot_throughput(throughput, model_name, out.throughput)
-model = (model_name, summary.get("weights", UNKNOWN_WEIGHTS))
+model = (model_name, weights_of(summary))
 write_run_summary(out.run_summary, model, prepared, finetune, throughput)
 write_summary_md(
     out.summary,

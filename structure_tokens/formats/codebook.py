@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from structure_tokens.formats.atomic import atomic_output
-from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS, Provenance
+from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS, Provenance, weights_of
 
 MAX_K = 2**16  # tokens are stored as uint16
 
@@ -77,7 +77,7 @@ class Codebook:
                     layer=int(npz["layer"]),
                     seed=int(npz["seed"]),
                     n_train=int(npz["n_train"]),
-                    weights=str(npz["weights"]) if "weights" in npz.files else UNKNOWN_WEIGHTS,
+                    weights=weights_of(npz),
                 )
                 stored_sha, stored_shape = str(npz["sha256"]), (int(npz["k"]), int(npz["dim"]))
             except KeyError as missing:

@@ -48,15 +48,18 @@ class Provenance:
 
     @classmethod
     def from_attrs(cls, path: str | os.PathLike, attrs: Mapping[str, Any]) -> "Provenance":
-        """Read it back from a file's attributes; a ``ValueError`` naming the file and what is missing.
-
-        Files written before the ``weights`` attribute existed read as :data:`UNKNOWN_WEIGHTS`.
-        """
+        """Read it back from a file's attributes; a ``ValueError`` naming the file and what is missing
+        (the weights origin may be missing: :func:`weights_of`)."""
         try:
-            return cls(str(attrs["model_name"]), int(attrs["layer"]), int(attrs["embed_dim"]),
-                       str(attrs.get("weights", UNKNOWN_WEIGHTS)))
+            return cls(str(attrs["model_name"]), int(attrs["layer"]), int(attrs["embed_dim"]), weights_of(attrs))
         except KeyError as missing:
             raise ValueError(f"{path}: no {missing} attribute (model provenance)") from None
+
+
+def weights_of(record: Mapping[str, Any]) -> str:
+    """The ``weights`` origin in a file's attributes, a codebook npz or a summary JSON; :data:`UNKNOWN_WEIGHTS`
+    for one written before the field existed."""
+    return str(record.get("weights", UNKNOWN_WEIGHTS))
 
 
 def weights_note(model_name: str, weights: str) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from structure_tokens.formats.atomic import atomic_output
-from structure_tokens.formats.provenance import UNKNOWN_WEIGHTS, weights_note
+from structure_tokens.formats.provenance import weights_note, weights_of
 from structure_tokens.formats.vocab import structure_token_names
 
 
@@ -91,14 +91,14 @@ def write_summary_md(
     """Write the run summary (inputs, model, codebook metrics, examples, instruction data, files);
     return its text."""
     out_md = Path(out_md)
-    model_name, k = codebook_summary["model_name"], codebook_summary["k"]
+    model_name, k, weights = codebook_summary["model_name"], codebook_summary["k"], weights_of(codebook_summary)
     lines = [f"# Structure tokens: run summary (K={k})", ""]
-    note = weights_note(model_name, codebook_summary.get("weights", UNKNOWN_WEIGHTS))
+    note = weights_note(model_name, weights)
     if note:
         lines += [f"WARNING: {note}.", ""]
     lines += ["## Inputs", "", *mapping_lines(prepare_summary), ""]
     lines += ["## Model", "", f"- model: `{model_name}`", f"- layer: {codebook_summary['layer']}",
-              f"- weights: {codebook_summary.get('weights', UNKNOWN_WEIGHTS)}",
+              f"- weights: {weights}",
               f"- embedding dim: {codebook_summary.get('dim', training.get('dim'))}", ""]
     lines += ["## Codebook", "", *codebook_table(codebook_summary, training), ""]
     lines += ["## Example tokenized proteins", "", *example_lines(codebook_summary), ""]

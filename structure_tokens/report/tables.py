@@ -11,7 +11,7 @@ import pandas as pd
 
 from structure_tokens.codebook.metrics import TINY_CODE_FRACTION
 from structure_tokens.formats.atomic import atomic_output, write_json
-from structure_tokens.formats.provenance import RANDOM_TEST_WEIGHTS, UNKNOWN_WEIGHTS, weights_note
+from structure_tokens.formats.provenance import RANDOM_TEST_WEIGHTS, UNKNOWN_WEIGHTS, weights_note, weights_of
 from structure_tokens.report.summary import format_value
 
 AGREEMENT_METRICS = {
@@ -76,7 +76,7 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
     usage, aa, stability = metrics["usage"] or {}, metrics["amino_acid"] or {}, metrics["seed_stability"] or {}
     similarity, noise = metrics.get("centroid_similarity") or {}, metrics.get("noise_sensitivity") or {}
     rows = {
-        "model": metrics["model_name"] + WEIGHTS_LABELS.get(metrics.get("weights", UNKNOWN_WEIGHTS), ""),
+        "model": metrics["model_name"] + WEIGHTS_LABELS.get(weights_of(metrics), ""),
         "K": metrics["k"],
         "held-out proteins / residues (residues per code)": "{} / {} ({:.1f})".format(
             metrics["n_heldout_proteins"], metrics["n_heldout_residues"], metrics["n_heldout_residues"] / metrics["k"]),
@@ -105,6 +105,6 @@ def write_heldout_metrics(metrics: dict[str, Any], out_json: str | os.PathLike, 
     with atomic_output(out_tsv) as tmp:
         table.to_csv(tmp, sep="\t", index=False)
     write_html_tables(out_html, f"Codebook metrics on held-out proteins (K={metrics['k']})",
-                      (metrics["model_name"], metrics.get("weights", UNKNOWN_WEIGHTS)),
+                      (metrics["model_name"], weights_of(metrics)),
                       {"proteins embedded but kept out of the codebook's training sample": table.set_index("metric")},
                       warning=metrics.get("warning"))
