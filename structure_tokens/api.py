@@ -78,7 +78,6 @@ class StructureTokenizer:
         self.embedder = Embedder(model.model, model.alphabet, options)
         self.provenance = model.provenance(self.embedder.layer)
         self.provenance.require_match(codebook.provenance, "the model", "the codebook")
-        self.model_name = model.name
         self.codebook = codebook
         self.vocab = {**build_vocab(codebook.k, vocab_offset), "codebook_sha256": codebook.sha256}
 
@@ -91,6 +90,11 @@ class StructureTokenizer:
             return cls(model, Codebook.load(codebook_npz), options, vocab_offset)
         except ValueError as error:
             raise ValueError(f"{checkpoint} and {codebook_npz}: {error}") from None
+
+    @property
+    def model_name(self) -> str:
+        """The checkpoint's name (its file name without ``.pt``)."""
+        return self.provenance.model_name
 
     def rules(self, nonstandard: str = "map") -> RecordRules:
         """`prepare`'s rules with the default length limits and this tokenizer's ``long_policy``."""

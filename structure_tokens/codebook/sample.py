@@ -74,8 +74,8 @@ def sample_residues(
     for position, path in enumerate(embedding_paths):
         rng = np.random.default_rng(seed + position)
         with EmbeddingShard(path) as shard:
-            provenance = info.setdefault("provenance", shard.provenance)
-            provenance.require_match(shard.provenance, f"embedding shard {embedding_paths[0]}", path)
+            found = shard.provenance
+            info.setdefault("provenance", found).require_match(found, f"embedding shard {embedding_paths[0]}", path)
             offsets = np.asarray(shard.offsets, dtype=np.int64)
             heldout = np.array([is_heldout(h, holdout_fraction) for h in shard.sequence_hashes], dtype=bool)
         info["n_train_proteins"] += int((~heldout).sum())

@@ -298,6 +298,13 @@ class InFlight:
         return [(piece, self.host[i, 1:len(piece.sequence) + 1]) for i, piece in enumerate(self.pieces)]
 
 
+def load_embedder(checkpoint: str | os.PathLike, options: EmbedOptions) -> tuple[Embedder, Provenance]:
+    """An :class:`Embedder` of a checkpoint (:func:`load_esm2`) and the provenance of its embeddings."""
+    loaded = load_esm2(checkpoint)
+    embedder = Embedder(loaded.model, loaded.alphabet, options)
+    return embedder, loaded.provenance(embedder.layer)
+
+
 def embedding_attrs(provenance: Provenance, embedder: Embedder) -> dict[str, Any]:
     """Provenance and settings attributes of an embedding shard (docs/DESIGN.md)."""
     return {
@@ -343,9 +350,7 @@ def embed_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.PathLike, out
     returned stats, which also hold the shard's throughput numbers.
     """
     proteins = read_shard(shard_tsv)
-    loaded = load_esm2(checkpoint)
-    embedder = Embedder(loaded.model, loaded.alphabet, options)
-    provenance = loaded.provenance(embedder.layer)
+    embedder, provenance = load_embedder(checkpoint, options)
     attrs = embedding_attrs(provenance, embedder)
     plan = embedder.plan(proteins)
     with EmbeddingWriter(out_h5, proteins=resume_keys(proteins, plan), embed_dim=provenance.dim,

@@ -28,7 +28,7 @@ from structure_tokens.formats.checksums import (
     write_attrs,
 )
 from structure_tokens.formats.provenance import Provenance
-from structure_tokens.formats.resumable import ResumableShardWriter
+from structure_tokens.formats.resumable import FLUSH_ROWS, ResumableShardWriter
 
 FORMAT_VERSION = 2  # 2: checksums (format_version 1 files have none and are rebuilt)
 DATASETS = ("embeddings", "offsets", "ids", "sequence_hash")
@@ -45,7 +45,7 @@ class EmbeddingWriter(ResumableShardWriter):
     """
 
     def __init__(self, path: str | os.PathLike, *, proteins: Sequence[tuple[str, str, str]], embed_dim: int,
-                 attrs: dict[str, Any], flush_rows: int = 16384):
+                 attrs: dict[str, Any], flush_rows: int = FLUSH_ROWS):
         # str subclasses such as torch's TorchVersion become plain str, which HDF5 can store
         self.attrs = {key: str(value) if isinstance(value, str) else value
                       for key, value in attrs.items() if value is not None}

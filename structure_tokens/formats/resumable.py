@@ -35,6 +35,7 @@ from structure_tokens.formats.checksums import checked_dataset, create_shard_fil
 
 log = logging.getLogger(__name__)
 QUEUED_BATCHES = 2  # batches handed to the writer thread and not yet on disk, at most
+FLUSH_ROWS = 16384  # queued rows that make a batch when the caller has not flushed (a memory bound)
 
 
 def partial_dir(path: str | os.PathLike) -> Path:
@@ -58,7 +59,7 @@ class ResumableShardWriter(abc.ABC):
     """
 
     def __init__(self, path: str | os.PathLike, *, proteins: Sequence[tuple[str, str, str]], meta: dict[str, Any],
-                 row_shape: tuple[int, ...], dtype: np.dtype | type, flush_rows: int = 16384):
+                 row_shape: tuple[int, ...], dtype: np.dtype | type, flush_rows: int = FLUSH_ROWS):
         self.path = Path(path)
         self.flush_rows = flush_rows
         self.row_shape = tuple(int(n) for n in row_shape)

@@ -25,7 +25,7 @@ from structure_tokens.formats.checksums import (
     write_attrs,
 )
 from structure_tokens.formats.codebook import Codebook
-from structure_tokens.formats.resumable import ResumableShardWriter
+from structure_tokens.formats.resumable import FLUSH_ROWS, ResumableShardWriter
 
 FORMAT_VERSION = 2  # 2: checksums (format_version 1 files have none and are rebuilt)
 DATASETS = ("tokens", "offsets", "ids", "sequence_hash")
@@ -140,7 +140,7 @@ class TokenWriter(ResumableShardWriter):
     """
 
     def __init__(self, path: str | os.PathLike, proteins: Sequence[tuple[str, str, str]], codebook: Codebook,
-                 embedding_settings: dict[str, Any], flush_rows: int = 1 << 20):
+                 embedding_settings: dict[str, Any], flush_rows: int = FLUSH_ROWS):
         self.codebook = codebook
         meta = {"codebook_sha256": codebook.sha256,
                 "embedding": {key: str(value) for key, value in embedding_settings.items() if key != "created"}}

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 
 from structure_tokens.codebook.assign import assign_torch
-from structure_tokens.embed.checkpoint import load_esm2
-from structure_tokens.embed.embedder import Embedder, embedding_attrs, resume_keys, shard_progress, stored_indices
+from structure_tokens.embed.embedder import embedding_attrs, load_embedder, resume_keys, shard_progress, stored_indices
 from structure_tokens.embed.options import EmbedOptions
 from structure_tokens.formats.codebook import Codebook
 from structure_tokens.formats.shards import read_shard
@@ -32,9 +31,7 @@ def embed_and_tokenize_shard(shard_tsv: str | os.PathLike, checkpoint: str | os.
     """
     proteins = read_shard(shard_tsv)
     codebook = Codebook.load(codebook_npz)
-    loaded = load_esm2(checkpoint)
-    embedder = Embedder(loaded.model, loaded.alphabet, options)
-    provenance = loaded.provenance(embedder.layer)
+    embedder, provenance = load_embedder(checkpoint, options)
     provenance.require_match(codebook.provenance, checkpoint, f"codebook {codebook_npz}")
     centroids = torch.from_numpy(codebook.centroids).to(embedder.device)
     plan = embedder.plan(proteins)
